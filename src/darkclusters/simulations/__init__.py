@@ -1,0 +1,1 @@
+"""Simulation inputs: readers, writers and synthetic generators for cluster snapshots."""

@@ -1,0 +1,46 @@
+# Helpers shared by every stage: config validation, wildcard constraints, targets and input functions.
+import pandas as pd
+
+from darkclusters.config import simulation_base_path, validate_config
+
+validate_config(config)  # fills defaults; a wrong type or unknown key stops here, naming the key path
+
+
+wildcard_constraints:
+    sim="[A-Za-z0-9][A-Za-z0-9_-]*",
+    snap=r"\d{3}",
+    halo=r"\d+",
+
+
+def is_synthetic(sim):
+    return config["simulations"][sim]["synthetic"] is not None
+
+
+def base_path_of(wildcards):
+    """Where the simulation's files are (the TNG basePath or the SIMBA folder)."""
+    return simulation_base_path(config, wildcards.sim)
+
+
+def simulation_files(wildcards):
+    """A synthetic simulation is built by a rule; real data are read in place (checked by the loaders)."""
+    if is_synthetic(wildcards.sim):
+        return rules.synthesize_simulation.output.sim.format(sim=wildcards.sim)
+    return []
+
+
+def selected_clusters(sim):
+    """(snapshot, halo id) of every cluster the selection checkpoint chose for ``sim``."""
+    catalog = pd.read_parquet(checkpoints.select_clusters.get(sim=sim).output.catalog)
+    return list(zip(catalog["snapshot"].astype(int), catalog["halo_id"].astype(int)))
+
+
+def particle_files(wildcards):
+    return [
+        f"results/particles/{sim}/{snap:03d}/{halo}.h5"
+        for sim in config["simulations"]
+        for snap, halo in selected_clusters(sim)
+    ]
+
+
+def catalog_files():
+    return expand("results/catalog/{sim}.parquet", sim=list(config["simulations"]))

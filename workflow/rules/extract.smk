@@ -1,0 +1,43 @@
+# Cluster selection (a checkpoint: the job list depends on it) and per-cluster particle extraction.
+
+
+checkpoint select_clusters:
+    input:
+        simulation_files,
+    output:
+        catalog="results/catalog/{sim}.parquet",
+    log:
+        "logs/select/{sim}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
+        base_path=base_path_of,
+        selection=lookup(within=config, dpath="selection"),
+        seed=lookup(within=config, dpath="seed"),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/select_clusters.py"
+
+
+rule extract_cluster:
+    input:
+        simulation_files,
+        catalog="results/catalog/{sim}.parquet",
+    output:
+        particles="results/particles/{sim}/{snap}/{halo}.h5",
+    log:
+        "logs/extract/{sim}/{snap}/{halo}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
+        base_path=base_path_of,
+        extraction=lookup(within=config, dpath="extraction"),
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,  # a retry after an out-of-memory kill asks for more
+        runtime=60,
+    script:
+        "../scripts/extract_cluster.py"

@@ -1,0 +1,18 @@
+# Synthetic simulations written in the real TNG / SIMBA on-disk formats (config: simulations.<name>.synthetic).
+
+
+rule synthesize_simulation:
+    output:
+        sim=directory("results/simulations/{sim}"),
+    log:
+        "logs/simulate/{sim}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
+        seed=lookup(within=config, dpath="seed"),
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/synthesize_simulation.py"
