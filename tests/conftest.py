@@ -52,7 +52,8 @@ def tiny_config(tmp_root: Path | None = None, **overrides: Any) -> dict[str, Any
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working directory holding results/simulations/{tng_tiny,simba_tiny} as the workflow would write them."""
+    """A working directory holding results/simulations/{tng_tiny,simba_tiny} as the workflow would write
+    them."""
     root = tmp_path_factory.mktemp("synthetic")
     cfg = tiny_config()
     for name, sim in cfg["simulations"].items():

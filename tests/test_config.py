@@ -33,7 +33,10 @@ def test_paper_config_validates() -> None:
     [
         (lambda c: c["selection"].update(m200c_min_msun="big"), "selection.m200c_min_msun"),
         (lambda c: c["selection"].update(m200c_minimum=1.0), "selection"),
-        (lambda c: c["simulations"]["tng_tiny"]["synthetic"].update(n_clusters=0), "tng_tiny.synthetic.n_clusters"),
+        (
+            lambda c: c["simulations"]["tng_tiny"]["synthetic"].update(n_clusters=0),
+            "tng_tiny.synthetic.n_clusters",
+        ),
         (lambda c: c["simulations"]["tng_tiny"].update(format="gadget"), "simulations.tng_tiny.format"),
         (lambda c: c["extraction"].update(radius_kpc=-1.0), "extraction.radius_kpc"),
         (lambda c: c.update(sead=3), "<top level>"),
@@ -77,7 +80,9 @@ def test_cross_key_rules() -> None:
 
 def test_yaml_exponent_without_sign_gets_a_hint(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"simulations": {"x": {"format": "tng", "snapshots": [84], "base_path": "/d"}}}))
+    path.write_text(
+        yaml.safe_dump({"simulations": {"x": {"format": "tng", "snapshots": [84], "base_path": "/d"}}})
+    )
     path.write_text(path.read_text() + "selection:\n  m200c_min_msun: 1e14\n")
     with pytest.raises(ConfigError, match=r"selection\.m200c_min_msun.*1\.0e\+14"):
         load_config(path)

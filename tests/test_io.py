@@ -7,12 +7,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from darkclusters.io import atomic_dir, atomic_path, config_sha256, provenance, read_parquet_metadata, write_parquet
+from darkclusters.io import (
+    atomic_dir,
+    atomic_path,
+    config_sha256,
+    provenance,
+    read_parquet_metadata,
+    write_parquet,
+)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.h5"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:  # noqa: PT012 - a write killed midway
         tmp.write_bytes(b"half a file")
         raise RuntimeError("killed mid-write")
     assert not target.exists()
@@ -22,7 +29,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_atomic_path_keeps_the_old_file_until_the_new_one_is_complete(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:  # noqa: PT012 - a write killed midway
         tmp.write_text("new but incomplete")
         raise RuntimeError
     assert target.read_text() == "old"
@@ -33,7 +40,7 @@ def test_atomic_path_keeps_the_old_file_until_the_new_one_is_complete(tmp_path: 
 
 def test_atomic_dir(tmp_path: Path) -> None:
     target = tmp_path / "sim"
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:  # noqa: PT012 - a write killed midway
         (tmp / "a").write_text("x")
         raise RuntimeError
     assert not target.exists()

@@ -19,7 +19,9 @@ def test_unwrap_periodic_straddling_cluster() -> None:
     coords = np.array([[2.0, 998.0, 500.0], [990.0, 10.0, 510.0]])
     d = unwrap_periodic(coords, centre, box)
     np.testing.assert_allclose(d, [[7.0, -7.0, 0.0], [-5.0, 5.0, 10.0]])
-    assert np.all(np.abs(unwrap_periodic(np.random.default_rng(0).uniform(0, box, (100, 3)), centre, box)) <= 500)
+    assert np.all(
+        np.abs(unwrap_periodic(np.random.default_rng(0).uniform(0, box, (100, 3)), centre, box)) <= 500
+    )
 
 
 def test_code_units() -> None:

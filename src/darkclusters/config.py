@@ -1,8 +1,9 @@
 """Configuration: load, validate against the JSON schema (filling defaults), and typed look-ups.
 
-The schema lives in ``darkclusters/schemas/config.schema.yaml`` (``workflow/schemas/`` links to it). The Snakefile
-and the command-line tools both call :func:`validate_config`, so a config error reads the same everywhere: a
-:class:`ConfigError` naming the key path, e.g. ``simulations.tng.synthetic.n_clusters: -1 is less than 1``.
+The schema lives in ``darkclusters/schemas/config.schema.yaml`` (``workflow/schemas/`` links to it). The
+Snakefile and the command-line tools both call :func:`validate_config`, so a config error reads the same
+everywhere: a :class:`ConfigError` naming the key path, e.g. ``simulations.tng.synthetic.n_clusters: -1 is
+less than 1``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type, out of range or unknown; the message names the key."""
+    """A configuration value is missing, of the wrong type, out of range or unknown; the message names the
+    key."""
 
 
 @cache
@@ -45,7 +47,8 @@ def load_schema() -> dict[str, Any]:
 def _extend_with_default(validator_class: type) -> type:
     """A validator class that fills ``default`` values of ``properties`` into the instance while validating.
 
-    Unlike Snakemake's own ``validate(set_default=True)`` this also reaches objects under ``additionalProperties``
+    Unlike Snakemake's own ``validate(set_default=True)`` this also reaches objects under
+    ``additionalProperties``
     and ``$ref`` (the per-simulation blocks), because it extends the keyword every subschema uses.
     """
     validate_properties = validator_class.VALIDATORS["properties"]
@@ -74,7 +77,9 @@ def validate_config(config: MutableMapping[str, Any]) -> MutableMapping[str, Any
     Raises ConfigError naming the key path of the first problem (the deepest, most specific one).
     """
     validator = _DefaultFillingValidator(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path))
+    )
     if errors:
         err = errors[0]
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -154,7 +159,8 @@ def _check_halo_model(key: str, overrides: Mapping[str, Any]) -> None:
 
 
 def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a YAML config file, merge ``overrides`` (nested dicts merge key by key), validate and return it."""
+    """Read a YAML config file, merge ``overrides`` (nested dicts merge key by key), validate and return
+    it."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text()) or {}

@@ -12,7 +12,8 @@ __all__ = ["SIMBA_COSMOLOGY", "TNG_COSMOLOGY", "age_gyr_at_scale_factor", "flat_
 
 
 def flat_lcdm(hubble_h: float, omega_m: float, omega_b: float | None = None) -> FlatLambdaCDM:
-    """Flat ΛCDM with H0 = 100 h km/s/Mpc and matter density Ωm (baryons Ωb if given); CMB temperature 2.7255 K."""
+    """Flat ΛCDM with H0 = 100 h km/s/Mpc and matter density Ωm (baryons Ωb if given); CMB temperature 2.7255
+    K."""
     if not 0 < hubble_h < 2:
         raise ValueError(f"hubble_h={hubble_h} is not a plausible dimensionless Hubble parameter")
     if not 0 < omega_m <= 1:
@@ -27,7 +28,8 @@ SIMBA_COSMOLOGY = flat_lcdm(0.68, 0.3, 0.048)
 
 
 def age_gyr_at_scale_factor(cosmology: FlatLambdaCDM, scale_factor: np.ndarray | float) -> np.ndarray:
-    """Cosmic time [Gyr] at scale factor a (> 0), i.e. the age of the universe when a star with birth a formed."""
+    """Cosmic time [Gyr] at scale factor a (> 0), i.e. the age of the universe when a star with birth a
+    formed."""
     a = np.asarray(scale_factor, dtype=np.float64)
     if np.any(a <= 0):
         raise ValueError("scale_factor must be > 0 (wind-phase cells with a <= 0 must be dropped first)")

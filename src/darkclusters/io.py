@@ -1,8 +1,9 @@
 """File I/O shared by every stage: atomic writes, provenance attributes, HDF5 and parquet helpers.
 
 Every file the workflow writes goes through :func:`atomic_path` (a temporary name in the same directory, then
-``os.replace``), so a killed job never leaves a file that looks complete, and carries the attributes returned by
-:func:`provenance` (package version, git commit, config hash, seed, inputs). Provenance holds no timestamp or host
+``os.replace``), so a killed job never leaves a file that looks complete, and carries the attributes returned
+by :func:`provenance` (package version, git commit, config hash, seed, inputs). Provenance holds no timestamp
+or host
 name, so CPU reruns of the same config give byte-identical data.
 """
 
@@ -96,14 +97,16 @@ def _canonical(obj: Any) -> Any:
 
 
 def config_sha256(cfg: Mapping[str, Any] | None) -> str:
-    """SHA-256 of the canonical JSON of a (sub-)config: the same settings give the same hash on every machine."""
+    """SHA-256 of the canonical JSON of a (sub-)config: the same settings give the same hash on every
+    machine."""
     text = json.dumps(_canonical(cfg or {}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 @cache
 def git_commit() -> str:
-    """The git commit of the darkclusters source tree, with ``-dirty`` if it has local changes; else ``unknown``."""
+    """The git commit of the darkclusters source tree, with ``-dirty`` if it has local changes; else
+    ``unknown``."""
     src = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -150,7 +153,8 @@ def write_hdf5_attrs(obj: h5py.Group | h5py.Dataset, attrs: Mapping[str, Any]) -
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike, *, metadata: Mapping[str, Any]) -> None:
-    """Write ``df`` to parquet atomically, with ``metadata`` (units, provenance) as JSON under key ``darkclusters``."""
+    """Write ``df`` to parquet atomically, with ``metadata`` (units, provenance) as JSON under key
+    ``darkclusters``."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"darkclusters"] = json.dumps(_canonical(metadata), sort_keys=True).encode()

@@ -16,6 +16,9 @@ def log_to_file(path: str | os.PathLike) -> None:
     """
     sys.stderr = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the job's process
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     logging.captureWarnings(True)

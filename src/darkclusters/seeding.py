@@ -1,4 +1,5 @@
-"""Deterministic seeds: every random choice derives from the config's master seed and the ids of what it makes.
+"""Deterministic seeds: every random choice derives from the config's master seed and the ids of what it
+makes.
 
 ``derive_seed(master, "tng", 84, 3)`` is stable across processes, machines and Python versions (SHA-256, never
 Python's salted ``hash``), so a job's output does not depend on which other jobs ran or in which order.

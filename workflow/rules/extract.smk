@@ -10,14 +10,14 @@ checkpoint select_clusters:
         "logs/select/{sim}.log",
     conda:
         "../../envs/darkclusters.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
         base_path=base_path_of,
         selection=lookup(within=config, dpath="selection"),
         seed=lookup(within=config, dpath="seed"),
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/select_clusters.py"
 
@@ -32,12 +32,12 @@ rule extract_cluster:
         "logs/extract/{sim}/{snap}/{halo}.log",
     conda:
         "../../envs/darkclusters.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,  # a retry after an out-of-memory kill asks for more
+        runtime=60,
     params:
         sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
         base_path=base_path_of,
         extraction=lookup(within=config, dpath="extraction"),
-    resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,  # a retry after an out-of-memory kill asks for more
-        runtime=60,
     script:
         "../scripts/extract_cluster.py"

@@ -8,11 +8,11 @@ rule synthesize_simulation:
         "logs/simulate/{sim}.log",
     conda:
         "../../envs/darkclusters.yaml"
-    params:
-        sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
-        seed=lookup(within=config, dpath="seed"),
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
+        seed=lookup(within=config, dpath="seed"),
     script:
         "../scripts/synthesize_simulation.py"

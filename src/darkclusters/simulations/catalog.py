@@ -1,11 +1,12 @@
 """Cluster selection and the train/val/test split by cluster.
 
 For each snapshot of a simulation: read every halo's M200c (TNG: ``illustris_python.groupcat.loadHalos`` with
-explicit fields; SIMBA: the CAESAR catalog with h5py), keep M200c ≥ ``m200c_min_msun``, most massive first, at most
-``max_clusters``. A *cluster* is one object across snapshots: a halo at another snapshot takes the ``cluster_id`` of
-the nearest reference-snapshot halo within ``match_radius_ckpc_h`` (comoving, periodic). Clusters drift a few
-hundred ckpc/h between z = 1 and 0, far less than the separation of massive clusters; a merger-tree match
-(SubLink) would be exact and is the documented upgrade. Splits are drawn per cluster from the seed, so every view
+explicit fields; SIMBA: the CAESAR catalog with h5py), keep M200c ≥ ``m200c_min_msun``, most massive first, at
+most ``max_clusters``. A *cluster* is one object across snapshots: a halo at another snapshot takes the
+``cluster_id`` of the nearest reference-snapshot halo within ``match_radius_ckpc_h`` (comoving, periodic).
+Clusters drift a few hundred ckpc/h between z = 1 and 0, far less than the separation of massive clusters; a
+merger-tree match (SubLink) would be exact and is the documented upgrade. Splits are drawn per cluster from
+the seed, so every view
 and snapshot of a cluster shares one split, and the assignment does not depend on the order of the table.
 """
 
@@ -109,7 +110,9 @@ def select_clusters(
     sim_cfg: the simulation's validated config block; selection: the ``selection`` block; seed: master seed.
     """
     sim, sel = sim_cfg, selection
-    ref_snap = int(sim["reference_snapshot"] if sim["reference_snapshot"] is not None else sim["snapshots"][0])
+    ref_snap = int(
+        sim["reference_snapshot"] if sim["reference_snapshot"] is not None else sim["snapshots"][0]
+    )
     ref_table, ref_info = load_halo_table(sim, base_path, ref_snap)
     box = ref_info["box_size_ckpc_h"]
     # Identity candidates: reference halos down to a tenth of the threshold (clusters grow with time).

@@ -1,8 +1,9 @@
 """Extraction: one cluster at one snapshot → ``results/particles/{sim}/{snap}/{halo}.h5``.
 
 Reads the halo with the real loaders (TNG: ``illustris_python.snapshot.loadHalo``; SIMBA: CAESAR index lists +
-h5py), which return the FoF/CAESAR members centred on the potential minimum, unwrapped, in physical units; keeps
-particles within ``radius_kpc``; flags a halo without stars (empty arrays, never a crash); writes atomically with
+h5py), which return the FoF/CAESAR members centred on the potential minimum, unwrapped, in physical units;
+keeps particles within ``radius_kpc``; flags a halo without stars (empty arrays, never a crash); writes
+atomically with
 provenance.
 """
 
@@ -58,7 +59,13 @@ def extract_cluster(
         }
     )
     if len(cut.stars) == 0:
-        log.warning("%s snapshot %d halo %d: no stars within %g kpc, written flagged", base_path, snap, halo_id, radius)
+        log.warning(
+            "%s snapshot %d halo %d: no stars within %g kpc, written flagged",
+            base_path,
+            snap,
+            halo_id,
+            radius,
+        )
     return cut
 
 

@@ -1,15 +1,16 @@
 """The one particle type every simulation reader returns, and its HDF5 file format.
 
 A :class:`ParticleSet` is one cluster at one snapshot, centred on its potential minimum, in *physical* units:
-positions in kpc (periodic images unwrapped), masses in Msun, velocities in km/s (peculiar), no factors of h or a
-left. Each species is a :class:`Species`; an absent species is a zero-length one, never a different type.
+positions in kpc (periodic images unwrapped), masses in Msun, velocities in km/s (peculiar), no factors of h
+or a left. Each species is a :class:`Species`; an absent species is a zero-length one, never a different type.
 
 File ``results/particles/{sim}/{snap}/{halo}.h5``::
 
     /            attrs: sim, format, snapshot, halo_id, cluster_id, redshift, scale_factor, hubble_h, omega_m,
                         omega_b, box_size_ckpc_h, centre_ckpc_h, m200c_msun, r200c_kpc, radius_kpc, flags,
                         unit conversions applied, provenance
-    /{species}/pos_kpc (N, 3) float32 attrs units, dims;  /{species}/mass_msun (N,) float64; other fields likewise
+    /{species}/pos_kpc (N, 3) float32 attrs units, dims;  /{species}/mass_msun (N,) float64; other fields
+    likewise
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ FIELD_UNITS: dict[str, str] = {
 
 @dataclass
 class Species:
-    """Particles of one species: positions (N, 3) [kpc], masses (N,) [Msun], plus named fields (FIELD_UNITS)."""
+    """Particles of one species: positions (N, 3) [kpc], masses (N,) [Msun], plus named fields
+    (FIELD_UNITS)."""
 
     pos_kpc: np.ndarray
     mass_msun: np.ndarray
@@ -86,7 +88,8 @@ class Species:
 
 @dataclass
 class ParticleSet:
-    """One cluster at one snapshot in physical units (see module docstring); ``attrs`` hold scalar metadata."""
+    """One cluster at one snapshot in physical units (see module docstring); ``attrs`` hold scalar
+    metadata."""
 
     gas: Species
     dm: Species
@@ -102,7 +105,9 @@ class ParticleSet:
         return sum(s.total_mass_msun for s in self.species().values())
 
 
-def write_particles(particles: ParticleSet, path: str | os.PathLike, *, provenance: Mapping[str, str]) -> None:
+def write_particles(
+    particles: ParticleSet, path: str | os.PathLike, *, provenance: Mapping[str, str]
+) -> None:
     """Write a ParticleSet to HDF5 atomically; every dataset carries ``units`` and ``dims`` attributes."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         write_hdf5_attrs(f, {k: _attr_value(v) for k, v in particles.attrs.items()})

@@ -1,10 +1,11 @@
 """SIMBA reader: CAESAR halo catalogs and halo particles from GIZMO snapshots, with h5py.
 
-CAESAR (not on PyPI; the PyPI ``caesar`` is unrelated) is read directly: ``halo_data/dicts/masses.m200c`` [Msun],
-``radii.r200c`` [comoving kpc, no h], ``minpotpos`` [comoving kpc, no h] and the per-type index lists
+CAESAR (not on PyPI; the PyPI ``caesar`` is unrelated) is read directly: ``halo_data/dicts/masses.m200c``
+[Msun], ``radii.r200c`` [comoving kpc, no h], ``minpotpos`` [comoving kpc, no h] and the per-type index lists
 ``halo_data/lists/{glist,dmlist,slist,bhlist}`` sliced by ``<list>_start:<list>_end``. Particles are then read
-from the snapshot by those indices (h5py, runs of consecutive rows coalesced), which scales to the real 2e9-particle
-SIMBA-100 where a first ``yt`` index costs tens of minutes (../shared/reference/formats.md §2). Units are converted
+from the snapshot by those indices (h5py, runs of consecutive rows coalesced), which scales to the real
+2e9-particle SIMBA-100 where a first ``yt`` index costs tens of minutes (../shared/reference/formats.md §2).
+Units are converted
 here to physical kpc, Msun and km/s, centred on ``minpotpos`` with periodic images unwrapped.
 """
 
@@ -51,7 +52,8 @@ def read_simba_header(snapshot_path: str | Path) -> dict[str, Any]:
 
 
 def load_caesar_halos(caesar_path: str | Path, hubble_h: float, scale_factor: float) -> pd.DataFrame:
-    """All CAESAR halos as a table in the same columns as :func:`darkclusters.simulations.tng.load_tng_groups`.
+    """All CAESAR halos as a table in the same columns as
+    :func:`darkclusters.simulations.tng.load_tng_groups`.
 
     hubble_h, scale_factor: from the snapshot header (CAESAR positions are comoving kpc without h).
     """
@@ -85,8 +87,9 @@ def load_caesar_halos(caesar_path: str | Path, hubble_h: float, scale_factor: fl
 def read_indexed_rows(dataset: h5py.Dataset, indices: np.ndarray, max_gap: int = 4096) -> np.ndarray:
     """``dataset[indices]`` for any (unsorted) integer indices, reading coalesced runs of rows.
 
-    h5py's fancy indexing needs increasing indices and is slow for long lists; here the sorted indices are grouped
-    into runs whose gaps are below ``max_gap`` rows, each run read as one slice. Returns rows in the given order.
+    h5py's fancy indexing needs increasing indices and is slow for long lists; here the sorted indices are
+    grouped into runs whose gaps are below ``max_gap`` rows, each run read as one slice. Returns rows in the
+    given order.
     """
     idx = np.asarray(indices, dtype=np.int64)
     out = np.empty((len(idx), *dataset.shape[1:]), dtype=dataset.dtype)

@@ -1,10 +1,11 @@
 """IllustrisTNG reader: group catalogs and halo particles through the real ``illustris_python`` loaders.
 
 Reads ``basePath/snapdir_XXX/snap_XXX.N.hdf5``, ``basePath/groups_XXX/fof_subhalo_tab_XXX.N.hdf5`` and
-``basePath/../postprocessing/offsets/offsets_XXX.hdf5`` (formats in ../shared/reference/formats.md) and converts
-once, here, from comoving code units (ckpc/h, 1e10 Msun/h, km/s·√a) to physical kpc, Msun and km/s. Halo particles
-come back as a :class:`ParticleSet` centred on ``GroupPos`` (the potential minimum), periodic images unwrapped, DM
-masses from ``MassTable[1]``, wind-phase cells (``GFM_StellarFormationTime <= 0``) dropped.
+``basePath/../postprocessing/offsets/offsets_XXX.hdf5`` (formats in ../shared/reference/formats.md) and
+converts once, here, from comoving code units (ckpc/h, 1e10 Msun/h, km/s·√a) to physical kpc, Msun and km/s.
+Halo particles
+come back as a :class:`ParticleSet` centred on ``GroupPos`` (the potential minimum), periodic images
+unwrapped, DM masses from ``MassTable[1]``, wind-phase cells (``GFM_StellarFormationTime <= 0``) dropped.
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ _FIELDS = {
     ],
     "bh": ["Coordinates", "Masses", "Velocities", "BH_Mass"],
 }
-_GROUP_FIELDS = ["GroupPos", "Group_M_Crit200", "Group_R_Crit200", "GroupLenType", "GroupFirstSub", "GroupNsubs"]
+_GROUP_FIELDS = [
+    "GroupPos",
+    "Group_M_Crit200",
+    "Group_R_Crit200",
+    "GroupLenType",
+    "GroupFirstSub",
+    "GroupNsubs",
+]
 
 
 def tng_paths(base_path: str | Path, snap: int) -> dict[str, Path]:
@@ -93,7 +101,8 @@ def check_tng_files(base_path: str | Path, snap: int) -> None:
 
     illustris_python's own errors name a path only sometimes (a missing offsets file surfaces as a bare h5py
     error); this check runs first so a user sees what the loader expected. A ``groups_XXX.0.hdf5`` beside the
-    ``fof_subhalo_tab`` files switches illustris_python to the old Illustris offsets convention: logged, not silent.
+    ``fof_subhalo_tab`` files switches illustris_python to the old Illustris offsets convention: logged, not
+    silent.
     """
     bp = Path(base_path)
     if not bp.is_dir():
@@ -139,7 +148,8 @@ def read_tng_snapshot_header(base_path: str | Path, snap: int) -> dict[str, Any]
 
 
 def load_tng_groups(base_path: str | Path, snap: int) -> pd.DataFrame:
-    """All FoF groups of a snapshot as a table in physical units (one row per group, ``halo_id`` = group index).
+    """All FoF groups of a snapshot as a table in physical units (one row per group, ``halo_id`` = group
+    index).
 
     Columns: halo_id, m200c_msun, r200c_kpc (physical), centre_{x,y,z}_ckpc_h (GroupPos, comoving),
     n_{gas,dm,stars,bh} (GroupLenType; stars include wind cells), first_subhalo, n_subhalos.
@@ -174,13 +184,18 @@ def load_tng_groups(base_path: str | Path, snap: int) -> pd.DataFrame:
 
 
 def _load_type(base_path: str | Path, snap: int, halo_id: int, species: str) -> dict[str, np.ndarray] | None:
-    """illustris_python loadHalo for one species; ``None`` for a halo without that type (its ``{'count': 0}``)."""
+    """illustris_python loadHalo for one species; ``None`` for a halo without that type (its ``{'count':
+    0}``)."""
     try:
-        data = il.snapshot.loadHalo(str(base_path), snap, halo_id, _PART_TYPES[species], fields=_FIELDS[species])
+        data = il.snapshot.loadHalo(
+            str(base_path), snap, halo_id, _PART_TYPES[species], fields=_FIELDS[species]
+        )
     except (OSError, KeyError) as exc:
         raise _name_unreadable_file(base_path, snap, exc) from exc
     except Exception as exc:  # illustris_python raises bare Exception for a missing field or short read
-        raise RuntimeError(f"TNG snapshot {snap} under {base_path}, halo {halo_id}, {species}: {exc}") from exc
+        raise RuntimeError(
+            f"TNG snapshot {snap} under {base_path}, halo {halo_id}, {species}: {exc}"
+        ) from exc
     if data["count"] == 0:
         return None
     return data
@@ -285,6 +300,6 @@ def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet
         "m200c_msun": float(code_mass_to_msun(group["Group_M_Crit200"], h)),
         "r200c_kpc": float(code_length_to_kpc(group["Group_R_Crit200"], a, h)),
         "n_wind_cells_dropped": n_wind,
-        "smoothing_length_definition": "gas: radius of the sphere with the cell volume, (3 m / 4 pi rho)^(1/3)",
+        "smoothing_length_definition": "gas: radius of the sphere of the cell volume, (3m / 4 pi rho)^(1/3)",
     }
     return ParticleSet(**species, attrs=attrs)

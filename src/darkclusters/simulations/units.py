@@ -42,8 +42,8 @@ def code_density_to_msun_kpc3(rho_code: np.ndarray, scale_factor: float, hubble_
 def unwrap_periodic(coords: np.ndarray, centre: np.ndarray, box_size: float) -> np.ndarray:
     """Positions relative to ``centre`` in a periodic box, each component in [-box/2, box/2).
 
-    coords: (N, 3), centre: (3,), box_size: box side, all in the same (comoving) unit. A cluster that straddles
-    a box face comes back whole around the origin.
+    coords: (N, 3), centre: (3,), box_size: box side, all in the same (comoving) unit. A cluster that
+    straddles a box face comes back whole around the origin.
     """
     if box_size <= 0:
         raise ValueError(f"box_size={box_size} must be > 0")

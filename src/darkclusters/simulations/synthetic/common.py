@@ -1,7 +1,7 @@
 """Pieces shared by the synthetic TNG and SIMBA writers: placed halos, species tables, spherical overdensity.
 
-All of it is for SYNTHETIC data: the writers turn :class:`~.halo_model.SyntheticCluster` objects (physical units,
-centred) into simulation files in the real on-disk formats.
+All of it is for SYNTHETIC data: the writers turn :class:`~.halo_model.SyntheticCluster` objects (physical
+units, centred) into simulation files in the real on-disk formats.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ class PlacedHalo:
 def cluster_species(cluster: SyntheticCluster) -> dict[str, dict[str, np.ndarray]]:
     """The cluster's particles per species as plain column dicts (physical units, centred).
 
-    Every species has pos_kpc (N,3), mass_msun (N,), vel_km_s (N,3), label (N,) int32 (subhalo label, FOF_FUZZ,
-    UNBOUND); gas adds u_km2_s2, electron_abundance, density_msun_kpc3, hsml_kpc; stars add initial_mass_msun,
-    formation_a, metallicity, photometrics (N,8); bh add bh_mass_msun.
+    Every species has pos_kpc (N,3), mass_msun (N,), vel_km_s (N,3), label (N,) int32 (subhalo label,
+    FOF_FUZZ, UNBOUND); gas adds u_km2_s2, electron_abundance, density_msun_kpc3, hsml_kpc; stars add
+    initial_mass_msun, formation_a, metallicity, photometrics (N,8); bh add bh_mass_msun.
     """
     c = cluster
     return {
@@ -83,8 +83,8 @@ def spherical_overdensity(
     """Spherical-overdensity mass and radius: the largest r with mean enclosed density >= delta · ρ_crit.
 
     radius_kpc, mass_msun: (N,) distances from the centre and masses of all particles (physical).
-    Returns (M_delta [Msun], R_delta [kpc]), as SUBFIND's Group_M_Crit200 for delta=200. Raises ValueError when no
-    radius reaches the overdensity (too few particles near the centre).
+    Returns (M_delta [Msun], R_delta [kpc]), as SUBFIND's Group_M_Crit200 for delta=200. Raises ValueError
+    when no radius reaches the overdensity (too few particles near the centre).
     """
     order = np.argsort(radius_kpc)
     r = np.asarray(radius_kpc, dtype=np.float64)[order]

@@ -1,15 +1,16 @@
 """Write SYNTHETIC clusters as a SIMBA snapshot (GIZMO HDF5) plus a CAESAR-layout halo catalog.
 
-Snapshot (../shared/reference/formats.md §2): one file, ``PartType0`` with ``SmoothingLength`` and an 11-column
-``Metallicity`` ([Z, He, C, N, O, Ne, Mg, Si, S, Ca, Fe]) so ``yt.load`` picks its GIZMO frontend; per-particle DM
-``Masses``; stars with ``StellarFormationTime`` and no GFM fields, no photometry, no initial mass; no ``Config``
+Snapshot (../shared/reference/formats.md §2): one file, ``PartType0`` with ``SmoothingLength`` and an
+11-column ``Metallicity`` ([Z, He, C, N, O, Ne, Mg, Si, S, Ca, Fe]) so ``yt.load`` picks its GIZMO frontend;
+per-particle DM ``Masses``; stars with ``StellarFormationTime`` and no GFM fields, no photometry, no initial
+mass; no ``Config``
 group; float32 coordinates in ckpc/h. Particles are stored in a shuffled (not halo) order, as in a real GIZMO
 snapshot, so the catalog's index lists are the only way to find a halo's particles.
 
-CAESAR catalog: root attributes ``caesar``, ``nhalos``, ``ngalaxies`` and ``unit_registry_json`` (from yt, so that
-``kpccm`` parses); ``halo_data/`` one dataset per attribute (``pos``/``minpotpos`` in comoving kpc without h),
-``halo_data/dicts/{masses.*, radii.r200c}`` and ``halo_data/lists/{dmlist,glist,slist,bhlist}`` with
-``<list>_start``/``<list>_end`` per halo; halos sorted by total mass.
+CAESAR catalog: root attributes ``caesar``, ``nhalos``, ``ngalaxies`` and ``unit_registry_json`` (from yt, so
+that ``kpccm`` parses); ``halo_data/`` one dataset per attribute (``pos``/``minpotpos`` in comoving kpc
+without h), ``halo_data/dicts/{masses.*, radii.r200c}`` and ``halo_data/lists/{dmlist,glist,slist,bhlist}``
+with ``<list>_start``/``<list>_end`` per halo; halos sorted by total mass.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from darkclusters.simulations.synthetic.common import (
 
 __all__ = ["SOLAR_ABUNDANCE_PATTERN", "write_simba_snapshot"]
 
-SYNTHETIC_NOTE = "SYNTHETIC data written by darkclusters in the SIMBA (GIZMO + CAESAR) format; not a real simulation"
+SYNTHETIC_NOTE = (
+    "SYNTHETIC data written by darkclusters in the SIMBA (GIZMO + CAESAR) format; not a real simulation"
+)
 _TYPES = {"gas": 0, "dm": 1, "stars": 4, "bh": 5}
 _LISTS = {"gas": "glist", "dm": "dmlist", "stars": "slist", "bh": "bhlist"}
-#: Mass fractions of [He, C, N, O, Ne, Mg, Si, S, Ca, Fe] relative to the total metal fraction Z (solar mixture,
+#: Mass fractions of [He, C, N, O, Ne, Mg, Si, S, Ca, Fe] relative to the total metal fraction Z (solar
+# mixture,
 #: Asplund et al. 2009, metals normalised to sum ~1); helium is absolute (Y ≈ 0.25).
 SOLAR_ABUNDANCE_PATTERN = np.array([0.0, 0.18, 0.053, 0.43, 0.094, 0.053, 0.050, 0.024, 0.0046, 0.092])
 
@@ -69,7 +73,8 @@ def write_simba_snapshot(
     rho_crit = float(cosmology.critical_density(redshift).to_value("Msun / kpc3"))
     species = [cluster_species(p.cluster) for p in halos]
 
-    # Concatenate every halo's particles per type, remembering which halo (and whether FoF member) each came from.
+    # Concatenate every halo's particles per type, remembering which halo (and whether FoF member) each came
+    # from.
     columns: dict[str, dict[str, np.ndarray]] = {}
     owner: dict[str, np.ndarray] = {}
     for name in _TYPES:

@@ -1,8 +1,8 @@
 """Toy stellar populations for SYNTHETIC clusters: magnitudes, mass loss, birth times and metallicities.
 
 Everything here is a deliberately simple, documented *toy* model used to give synthetic star particles
-plausible-looking properties. It is NOT a stellar-population-synthesis code (no isochrones, no spectra, no dust)
-and must never be used to interpret real data. It owns:
+plausible-looking properties. It is NOT a stellar-population-synthesis code (no isochrones, no spectra, no
+dust) and must never be used to interpret real data. It owns:
 
 * :func:`toy_magnitudes` — rest-frame absolute magnitudes in the 8 bands of TNG's ``GFM_StellarPhotometrics``
   (U, B, V, K Vega; g, r, i, z AB) from a power-law mass-to-light ratio in age and metallicity;
@@ -38,9 +38,9 @@ SOLAR_ABS_MAG = np.array([5.61, 5.48, 4.83, 3.28, 5.11, 4.65, 4.53, 4.50])
 #: Solar metallicity (mass fraction) used by IllustrisTNG.
 Z_SUN = 0.0127
 
-# Toy mass-to-light ratios (Msun/Lsun per unit *initial* mass) of a 10-Gyr, solar-metallicity population, chosen
-# to give the colours of old cluster ellipticals: U-B ≈ 0.5, B-V ≈ 0.95, V-K ≈ 3.2 (Vega); g-r ≈ 0.75,
-# r-i ≈ 0.4, i-z ≈ 0.35 (AB).
+# Toy mass-to-light ratios (Msun/Lsun per unit *initial* mass) of a 10-Gyr, solar-metallicity population,
+# chosen to give the colours of old cluster ellipticals: U-B ≈ 0.5, B-V ≈ 0.95, V-K ≈ 3.2 (Vega);
+# g-r ≈ 0.75, r-i ≈ 0.4, i-z ≈ 0.35 (AB).
 _ML_REF = np.array([9.3, 6.6, 5.0, 1.09, 5.24, 4.01, 3.10, 2.31])
 # Power-law slopes d ln(M/L) / d ln(age): blue bands fade fastest, so young populations are blue.
 _ML_AGE_SLOPE = np.array([1.2, 1.0, 0.8, 0.55, 0.95, 0.8, 0.72, 0.65])
@@ -54,8 +54,9 @@ _Z_RANGE = (1e-4, 0.1)
 def toy_magnitudes(initial_mass_msun: np.ndarray, age_gyr: np.ndarray, metallicity: np.ndarray) -> np.ndarray:
     """Toy rest-frame absolute magnitudes of simple stellar populations (SYNTHETIC data only, not an SPS).
 
-    L_band = M_init / (M/L)_band with (M/L)_band = (M/L)_ref,band · (age / 10 Gyr)^γ_band · (Z / Z_sun)^ζ_band,
-    and M_band = M_sun,band − 2.5 log10(L_band / L_sun). Age is clipped to [1 Myr, 20 Gyr] and Z to [1e-4, 0.1].
+    L_band = M_init / (M/L)_band with (M/L)_band = (M/L)_ref,band (age / 10 Gyr)^γ_band (Z / Z_sun)^ζ_band
+    and M_band = M_sun,band − 2.5 log10(L_band / L_sun); age is clipped to [1 Myr, 20 Gyr], Z to [1e-4, 0.1].
+    γ is largest in the blue bands, so young populations are blue; ζ > 0 makes metal-rich ones redder.
 
     initial_mass_msun: (N,) initial stellar masses [Msun], > 0. age_gyr: (N,) ages [Gyr], > 0.
     metallicity: (N,) mass fractions M_Z/M, >= 0. Returns (N, 8) float32 magnitudes in :data:`BANDS` order.
@@ -84,8 +85,9 @@ def toy_magnitudes(initial_mass_msun: np.ndarray, age_gyr: np.ndarray, metallici
 def mass_loss_fraction(age_gyr: np.ndarray) -> np.ndarray:
     """Fraction of a population's initial mass returned to the ISM by stellar evolution (toy, Chabrier-like).
 
-    f = 0.33 + 0.10 log10(age / 1 Gyr), clipped to [0, 0.45]: ≈ 0.23 at 0.1 Gyr, 0.33 at 1 Gyr, 0.43 at 10 Gyr,
-    close to Bruzual & Charlot (2003) for a Chabrier (2003) IMF. age_gyr: (N,) [Gyr] > 0. Returns (N,).
+    f = 0.33 + 0.10 log10(age / 1 Gyr), clipped to [0, 0.45]: ≈ 0.23 at 0.1 Gyr, 0.33 at 1 Gyr, 0.43 at
+    10 Gyr, close to Bruzual & Charlot (2003) for a Chabrier (2003) IMF. age_gyr: (N,) [Gyr] > 0.
+    Returns (N,).
     """
     age = np.asarray(age_gyr, dtype=np.float64)
     if not np.all(age > 0):
@@ -140,8 +142,9 @@ def population_properties(
     (histories start at z = 20), metallicities Z = Z_sun 10^(log_z_mean + N(0, z_scatter_dex)), initial masses
     from :func:`mass_loss_fraction` and magnitudes from :func:`toy_magnitudes`.
 
-    mass_msun, tau_gyr, log_z_mean: (N,) current masses [Msun], SFH e-folding times [Gyr], mean log10(Z/Z_sun).
-    Returns (formation scale factor (N,), metallicity (N,), initial mass [Msun] (N,), magnitudes (N, 8) float32).
+    mass_msun, tau_gyr, log_z_mean: (N,) current masses [Msun], SFH e-folding times [Gyr] and mean
+    log10(Z / Z_sun). Returns formation scale factors (N,), metallicities (N,), initial masses [Msun] (N,) and
+    magnitudes (N, 8) float32.
     """
     mass = np.asarray(mass_msun, dtype=np.float64)
     if not np.all(mass > 0) or np.shape(tau_gyr) != mass.shape or np.shape(log_z_mean) != mass.shape:

@@ -1,13 +1,15 @@
-"""Write SYNTHETIC clusters as an IllustrisTNG snapshot: snapshot chunks, SUBFIND catalog chunks, offsets file.
+"""Write SYNTHETIC clusters as an IllustrisTNG snapshot: snapshot chunks, SUBFIND catalog chunks, offsets
+file.
 
-The layout is exactly what ``illustris_python`` 1.1.1 reads (../shared/reference/formats.md §1): particles in halo
-order (group 0's subhalos in SUBFIND order, then its fuzz, group 1, ..., then unbound particles), ``GroupLenType``
-and ``SubhaloLenType`` consistent with that order, offsets as their cumulative sums, DM without ``Masses``
-(``MassTable[1]``), wind-phase cells in PartType4 with ``GFM_StellarFormationTime <= 0``, comoving code units
-(ckpc/h, 1e10 Msun/h, km/s·√a), ≥ 2 chunks per file family, a full AREPO header and ``Config``/``Parameters``
-groups as in the public TNG snapshots. Catalog M200c/R200c are measured from the particles (spherical overdensity
-about the potential minimum, all species), as SUBFIND does. ``SubfindHsml``/``SubfindDensity`` use the 64 nearest
-DM particles (DM-only density: a stated simplification).
+The layout is exactly what ``illustris_python`` 1.1.1 reads (../shared/reference/formats.md §1): particles in
+halo order (group 0's subhalos in SUBFIND order, then its fuzz, group 1, ..., then unbound particles),
+``GroupLenType`` and ``SubhaloLenType`` consistent with that order, offsets as their cumulative sums, DM
+without ``Masses`` (``MassTable[1]``), wind-phase cells in PartType4 with ``GFM_StellarFormationTime <= 0``,
+comoving code units (ckpc/h, 1e10 Msun/h, km/s·√a), ≥ 2 chunks per file family, a full AREPO header and
+``Config``/``Parameters`` groups as in the public TNG snapshots. Catalog M200c/R200c are measured from the
+particles (spherical overdensity
+about the potential minimum, all species), as SUBFIND does. ``SubfindHsml``/``SubfindDensity`` use the 64
+nearest DM particles (DM-only density: a stated simplification).
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ def _bryan_norman_delta_crit(cosmology: FlatLambdaCDM, z: float) -> float:
 
 
 def _subhalo_ranks(species: Mapping[str, Mapping[str, np.ndarray]]) -> list[int]:
-    """Subhalo labels of one group in SUBFIND order: the central (0) first, then satellites by particle count."""
+    """Subhalo labels of one group in SUBFIND order: the central (0) first, then satellites by particle
+    count."""
     labels = np.concatenate([s["label"] for s in species.values()])
     present, counts = np.unique(labels[labels >= 0], return_counts=True)
     satellites = sorted(
-        ((int(lab), int(n)) for lab, n in zip(present, counts, strict=True) if lab != 0), key=lambda t: (-t[1], t[0])
+        ((int(lab), int(n)) for lab, n in zip(present, counts, strict=True) if lab != 0),
+        key=lambda t: (-t[1], t[0]),
     )
     return ([0] if 0 in present else []) + [lab for lab, _ in satellites]
 
@@ -69,7 +73,9 @@ class _SnapshotBuilder:
     def code_pos(self, pos_kpc: np.ndarray, centre: np.ndarray) -> np.ndarray:
         return (centre + np.asarray(pos_kpc) * (self.h / self.a)) % self.box
 
-    def code_cols(self, sp: Mapping[str, np.ndarray], idx: np.ndarray, centre: np.ndarray) -> dict[str, np.ndarray]:
+    def code_cols(
+        self, sp: Mapping[str, np.ndarray], idx: np.ndarray, centre: np.ndarray
+    ) -> dict[str, np.ndarray]:
         cols = {
             "Coordinates": self.code_pos(sp["pos_kpc"][idx], centre),
             "Masses": sp["mass_msun"][idx] * (self.h / 1e10),
@@ -187,7 +193,7 @@ def _write_snapshot_chunks(
     file_offsets = np.zeros((n_chunks, 6), np.int64)
     next_id = 1
     ids = {}
-    for name, t in _TYPES.items():
+    for t in _TYPES.values():
         ids[t] = np.arange(next_id, next_id + n_total[t], dtype=np.uint64)
         next_id += int(n_total[t])
     for c in range(n_chunks):
@@ -302,7 +308,9 @@ def write_tng_snapshot(
     h = float(cosmology.h)
     base_path = Path(base_path)
     builder = _SnapshotBuilder(a=a, h=h, box=box_size_ckpc_h, z=redshift, cosmology=cosmology)
-    n_fof = [sum(int((s["label"] >= FOF_FUZZ).sum()) for s in cluster_species(p.cluster).values()) for p in halos]
+    n_fof = [
+        sum(int((s["label"] >= FOF_FUZZ).sum()) for s in cluster_species(p.cluster).values()) for p in halos
+    ]
     order = sorted(range(len(halos)), key=lambda i: (-n_fof[i], i))  # SUBFIND sorts groups by length
     for i in order:
         builder.add_group(halos[i])
@@ -360,7 +368,13 @@ def write_tng_snapshot(
         "FlagDoubleprecision": np.int32(0),
     }
     group_offsets, subhalo_offsets = _write_catalog_chunks(
-        base_path / f"groups_{snap:03d}", snap, builder.groups, builder.subhalos, cat_header, n_catalog_chunks, attrs
+        base_path / f"groups_{snap:03d}",
+        snap,
+        builder.groups,
+        builder.subhalos,
+        cat_header,
+        n_catalog_chunks,
+        attrs,
     )
     _write_offsets(base_path, snap, builder, snap_offsets, group_offsets, subhalo_offsets, attrs)
     halo_id = {i: g for g, i in enumerate(order)}

@@ -1,9 +1,12 @@
-"""Build a whole SYNTHETIC simulation from its config block: a population of clusters written at each snapshot.
+"""Build a whole SYNTHETIC simulation from its config block: a population of clusters written at each
+snapshot.
 
-The same clusters (same comoving centres, masses following M(z) = M(z_ref) exp(−β (z − z_ref)), Wechsler et al.
-2002) appear at every snapshot, each realised afresh with a seed derived from (master seed, simulation, snapshot,
-halo), plus a few field groups below the cluster mass range. Cluster 0 sits at a box corner so that it straddles
-three box faces: every run exercises periodic unwrapping. ``truth.json`` beside the files records what was put in.
+The same clusters (same comoving centres, masses following M(z) = M(z_ref) exp(−β (z − z_ref)), Wechsler et
+al. 2002) appear at every snapshot, each realised afresh with a seed derived from (master seed, simulation,
+snapshot, halo), plus a few field groups below the cluster mass range. Cluster 0 sits at a box corner so that
+it straddles
+three box faces: every run exercises periodic unwrapping. ``truth.json`` beside the files records what was put
+in.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ def snapshot_redshift(sim_cfg: Mapping[str, Any], snap: int) -> float:
     raise KeyError(f"no redshift for synthetic snapshot {snap}: set synthetic.redshifts['{snap}']")
 
 
-def _power_law_masses(rng: np.random.Generator, n: int, m_min: float, m_max: float, slope: float) -> np.ndarray:
+def _power_law_masses(
+    rng: np.random.Generator, n: int, m_min: float, m_max: float, slope: float
+) -> np.ndarray:
     """Draw n masses from dN/dlnM ∝ M^-slope on [m_min, m_max] by inverting the CDF in ln M."""
     u = rng.uniform(size=n)
     if slope == 0:
@@ -91,9 +96,9 @@ def synthesize_simulation(
 ) -> None:
     """Write every snapshot of synthetic simulation ``name`` into ``out_dir`` (atomically, as a whole).
 
-    tng: ``out_dir/output/{snapdir,groups}_XXX`` and ``out_dir/postprocessing/offsets``; simba: the snapshot and
-    CAESAR files named by ``snapshot_file``/``caesar_file``. Also ``out_dir/truth.json``: input masses, centres and
-    the halo id each got at each snapshot.
+    tng: ``out_dir/output/{snapdir,groups}_XXX`` and ``out_dir/postprocessing/offsets``; simba: the snapshot
+    and CAESAR files named by ``snapshot_file``/``caesar_file``. Also ``out_dir/truth.json``: input masses,
+    centres and the halo id each got at each snapshot.
     """
     syn = sim_cfg["synthetic"]
     fmt = sim_cfg["format"]

@@ -1,0 +1,93 @@
+"""The Snakemake DAG through the Snakemake API: default dry run, a tiny end-to-end run, a config error."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+from darkclusters.simulations.synthetic.universe import synthesize_simulation
+
+from .conftest import ROOT, TINY_SYNTHETIC, tiny_config
+
+
+def run_workflow(
+    workdir: Path, configfile: Path, *, dryrun: bool, targets: tuple[str, ...] = ("all",)
+) -> None:
+    with SnakemakeApi(OutputSettings(dryrun=dryrun, quiet={"all"} if dryrun else None)) as api:
+        workflow = api.workflow(
+            snakefile=ROOT / "Snakefile",
+            workdir=workdir,
+            config_settings=ConfigSettings(configfiles=[configfile]),
+            resource_settings=ResourceSettings(cores=2),
+        )
+        dag = workflow.dag(DAGSettings(targets=targets))
+        dag.execute_workflow(executor="dryrun" if dryrun else "local")
+
+
+def tiny_configfile(path: Path) -> Path:
+    cfg = {
+        "seed": 11,
+        "simulations": {
+            "tng_tiny": {"format": "tng", "snapshots": [84, 67], "synthetic": dict(TINY_SYNTHETIC)},
+            "simba_tiny": {
+                "format": "simba",
+                "snapshots": [125],
+                "synthetic": {**TINY_SYNTHETIC, "n_clusters": 2, "redshifts": {"125": 0.49}},
+            },
+        },
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_default_config_dry_run(tmp_path: Path) -> None:
+    run_workflow(tmp_path, ROOT / "config" / "config.yaml", dryrun=True)
+
+
+def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
+    configfile = tiny_configfile(tmp_path / "tiny.yaml")
+    run_workflow(tmp_path, configfile, dryrun=False)
+    n_files = 0
+    for sim in ("tng_tiny", "simba_tiny"):
+        catalog = pd.read_parquet(tmp_path / "results" / "catalog" / f"{sim}.parquet")
+        assert len(catalog) > 0
+        for snap, halo in zip(catalog["snapshot"], catalog["halo_id"], strict=True):
+            path = tmp_path / "results" / "particles" / sim / f"{snap:03d}" / f"{halo}.h5"
+            with h5py.File(path) as f:
+                assert f.attrs["sim"] == sim
+                assert int(f.attrs["halo_id"]) == halo
+                assert f["dm/mass_msun"].shape[0] > 0
+            n_files += 1
+        assert (tmp_path / "logs" / "select" / f"{sim}.log").exists()
+    assert n_files >= 5
+    leftovers = list((tmp_path / "results").rglob(".*tmp*"))
+    assert leftovers == []
+
+
+def test_misspelt_key_stops_the_run(tmp_path: Path) -> None:
+    configfile = tiny_configfile(tmp_path / "tiny.yaml")
+    cfg = yaml.safe_load(configfile.read_text())
+    cfg["selection"] = {"m200c_min_mass": 1.0e14}
+    configfile.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(Exception, match=r"m200c_min_mass"):
+        run_workflow(tmp_path, configfile, dryrun=True)
+
+
+def test_same_config_gives_identical_files(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    for name in ("simba_tiny", "tng_tiny"):
+        for run in ("a", "b"):
+            synthesize_simulation(
+                name, cfg["simulations"][name], seed=cfg["seed"], out_dir=tmp_path / run / name
+            )
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) >= 12
+    for rel in files:
+        assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False), rel
