@@ -31,7 +31,7 @@ lint: install
 ci: lint test
 
 rulegraph: install
-	$(BIN)/snakemake --rulegraph all | dot -Tpng -Gdpi=110 -o docs/rulegraph.png
+	$(BIN)/snakemake all --rulegraph dot | dot -Tpng -Gdpi=110 -o docs/rulegraph.png
 
 clean:
 	rm -rf results logs .snakemake

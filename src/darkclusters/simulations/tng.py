@@ -30,6 +30,7 @@ from darkclusters.simulations.units import (
 )
 
 __all__ = [
+    "TNG_FIELDS",
     "TNG_SNAPSHOT_REDSHIFTS",
     "check_tng_files",
     "load_tng_groups",
@@ -53,7 +54,7 @@ TNG_SNAPSHOT_REDSHIFTS: dict[int, float] = {
 }
 
 _PART_TYPES = {"gas": 0, "dm": 1, "stars": 4, "bh": 5}
-_FIELDS = {
+TNG_FIELDS = {
     "gas": [
         "Coordinates",
         "Masses",
@@ -188,7 +189,7 @@ def _load_type(base_path: str | Path, snap: int, halo_id: int, species: str) -> 
     0}``)."""
     try:
         data = il.snapshot.loadHalo(
-            str(base_path), snap, halo_id, _PART_TYPES[species], fields=_FIELDS[species]
+            str(base_path), snap, halo_id, _PART_TYPES[species], fields=TNG_FIELDS[species]
         )
     except (OSError, KeyError) as exc:
         raise _name_unreadable_file(base_path, snap, exc) from exc

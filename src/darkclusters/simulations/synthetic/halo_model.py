@@ -224,18 +224,6 @@ def _plummer_radii(rng: np.random.Generator, a: np.ndarray, r_t: np.ndarray) -> 
     return a / np.sqrt(u ** (-2.0 / 3.0) - 1.0)
 
 
-def _stellar_counts(
-    rng: np.random.Generator, mstar: np.ndarray, m_part: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Star-particle counts and particle masses per galaxy: round(M/m) particles of M/n when M >= m, else one
-    particle of mass m with probability M/m (unbiased; unresolved galaxies often end up dark, as in
-    simulations).
-    """
-    resolved = mstar >= m_part
-    n = np.where(resolved, np.rint(mstar / m_part), rng.uniform(size=mstar.shape) < mstar / m_part)
-    return n.astype(np.int64), np.where(resolved, mstar / np.maximum(n, 1), m_part)
-
-
 @dataclass
 class _Frame:
     """Host geometry shared by every component: R200c [kpc], shape (b/a, c/a), orientation, random stream."""
@@ -307,12 +295,18 @@ def _satellites(
         m_exp_in = amp / (1 - alpha) * (x_hi ** (1 - alpha) - x_lo ** (1 - alpha)) * m200
     n_sub = int(rng.poisson(n_exp_in * _gao_cumulative(p.r_max_r200c, conc)))
     u = rng.uniform(size=n_sub)
-    mass = np.sort(m200 * (x_lo**-alpha - u * (x_lo**-alpha - x_hi**-alpha)) ** (-1 / alpha))[::-1]
+    mass = m200 * (x_lo**-alpha - u * (x_lo**-alpha - x_hi**-alpha)) ** (-1 / alpha)
     x_grid = np.concatenate([[0.0], np.geomspace(1e-4, p.r_max_r200c, 2000)])
     pos = fr.place(_inverse_cdf(rng, x_grid * r200, _gao_cumulative(x_grid, conc), n_sub))
     dist = np.maximum(np.linalg.norm(pos, axis=1), 1e-3 * r200)
-    r_vir = np.cbrt(3.0 * mass / (800.0 * np.pi * rho_c))
     m_host = m200 * _nfw_m(dist * conc / r200) / _nfw_m(conc)
+    # Tidal stripping: the Jacobi radius is at most a third of the distance, i.e. m <= M_host(<d) / 9;
+    # subhalos stripped below the resolution limit dissolve into the host. Then sort by decreasing mass.
+    mass = np.minimum(mass, m_host / 9.0)
+    keep = np.flatnonzero(mass >= x_lo * m200)
+    keep = keep[np.argsort(-mass[keep], kind="stable")]
+    mass, pos, dist, m_host, n_sub = mass[keep], pos[keep], dist[keep], m_host[keep], len(keep)
+    r_vir = np.cbrt(3.0 * mass / (800.0 * np.pi * rho_c))
     r_t = np.minimum(dist * np.cbrt(mass / (3.0 * m_host)), r_vir)  # Jacobi radius, at most r200c(m)
     a_dm = np.minimum(p.subhalo_plummer_scale * r_vir, 0.5 * r_t)
     sigma_int = np.sqrt(np.pi / 32.0 * G_KPC_KMS2_MSUN * mass / a_dm)  # Plummer mass-weighted 1-D dispersion
@@ -328,7 +322,7 @@ def _satellites(
     scatter = 10.0 ** (p.shmr_scatter_dex * rng.normal(size=n_sub))
     mstar = _moster_shmr(mass / p.subhalo_retained_fraction, z) * scatter
     mstar[rng.uniform(size=n_sub) < 1.0 / (1.0 + (mass / p.dark_subhalo_mass_msun) ** 2)] = 0.0
-    n_star, m_part = _stellar_counts(rng, mstar, p.star_particle_mass_msun)
+    n_star, m_part = stellar_pop.particle_counts(rng, mstar, p.star_particle_mass_msun)
     r_eff = np.clip(4.0 * (np.maximum(mstar, 1.0) / 1e11) ** 0.56, 0.3, 30.0)  # R_e–M_*, Shen et al. (2003)
     star_idx = np.repeat(np.arange(n_sub), n_star)
     r_star = _plummer_radii(rng, r_eff[star_idx], np.minimum(10.0 * r_eff, r_t)[star_idx])
@@ -343,20 +337,13 @@ def _satellites(
 
 
 def _icm(
-    fr: _Frame,
-    p: HaloModelParams,
-    m200: float,
-    m_gas_in: float,
-    conc: float,
-    ez: float,
-    h: float,
-    sigma_dm: float,
+    fr: _Frame, p: HaloModelParams, m200: float, m_gas_in: float, conc: float, ez: float, h: float
 ) -> tuple[dict[str, np.ndarray], float]:
     """Hot gas. Density: Vikhlinin et al. (2006, ApJ 640, 691) eq. 3 without its second β component,
     ρ ∝ (1 + (r/r_c)²)^(−3β/2) (1 + (r/r_s)³)^(−ε/6), with m_gas_in [Msun] inside R200c. Temperature: T_X
     from Arnaud et al. (2005, A&A 441, 893), M500 = 3.84e14 h70⁻¹ Msun (kT / 5 keV)^1.71 / E(z), times the
     universal profile of Vikhlinin et al. (2006) eq. 6; u = (3/2) kT / (μ m_p), μ of fully ionised gas (TNG).
-    Returns the gas columns (pos, vel, mass, u, rho, hsml) and T_X [keV]."""
+    Returns the gas columns (pos, mass, u, rho, hsml) and T_X [keV]."""
     rng, r200, power = fr.rng, fr.r200, p.gas_axis_ratio_power
     rc, rsteep, eps = p.gas_core_radius_r200c, p.gas_steepening_radius_r200c, p.gas_steepening_epsilon
 
@@ -380,8 +367,7 @@ def _icm(
     kt = kt_x * t_shape * 10.0 ** (_GAS_TEMPERATURE_SCATTER_DEX * rng.normal(size=len(pos)))
     mu = 4.0 / (1.0 + 3.0 * X_H + 4.0 * X_H * ICM_ELECTRON_ABUNDANCE)  # mean molecular weight / m_p
     u = 1.5 * kt * KEV_ERG / (mu * PROTON_MASS_G) * 1e-10  # (cm/s)² → (km/s)²
-    vel = rng.normal(0.0, _GAS_TURBULENT_DISPERSION * sigma_dm, (len(pos), 3))
-    return {"pos": pos, "vel": vel, "mass": mass, "u": u, "rho": rho, "hsml": hsml}, float(kt_x)
+    return {"pos": pos, "mass": mass, "u": u, "rho": rho, "hsml": hsml}, float(kt_x)
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -389,11 +375,6 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     q = q * np.sign(np.diag(r))
     return q if np.linalg.det(q) > 0 else -q
-
-
-def _log_z_mean(mstar: np.ndarray) -> np.ndarray:
-    """Mean log10(Z/Z_sun) of a galaxy of stellar mass mstar [Msun], roughly Gallazzi et al. (2005)."""
-    return np.clip(0.05 + 0.3 * np.log10(np.maximum(mstar, 1.0) / 1e11), -1.0, 0.3)
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -455,39 +436,32 @@ def make_cluster(
         "tau": np.concatenate(
             [np.full(n_bcg, p.star_tau_min_gyr), np.exp(rng.uniform(*log_tau, len(icl_pos)))]
         ),
-        "log_z": np.concatenate([np.full(n_bcg, _log_z_mean(np.array(m_bcg))), np.full(len(icl_pos), -0.3)]),
+        "log_z": np.concatenate(
+            [np.full(n_bcg, stellar_pop.mean_log_metallicity(np.array(m_bcg))), np.full(len(icl_pos), -0.3)]
+        ),
     }
     i = sats["star_idx"]
     satellite_stars = {key: sats[f"star_{key}"] for key in ("pos", "vel", "mass")}
     satellite_stars |= {
         "label": sats["label"][i],
         "tau": sats["tau"][i],
-        "log_z": _log_z_mean(sats["mstar"][i]),
+        "log_z": stellar_pop.mean_log_metallicity(sats["mstar"][i]),
     }
     stars = _concat([central, satellite_stars])
     stars["a"], stars["z"], stars["init"], stars["phot"] = stellar_pop.population_properties(
         rng, cosmology, z, stars["mass"], stars.pop("tau"), stars.pop("log_z"), p.metallicity_scatter_dex
     )
 
-    # Wind-phase cells (TNG keeps them in PartType4 with formation_a <= 0): tiny, in luminous FoF satellites
-    # (or in the central galaxy when there are none), with magnitudes 99.
+    # Wind-phase cells: in luminous FoF satellites, or in the central galaxy when there are none.
     n_wind = round(p.wind_cell_fraction / (1.0 - p.wind_cell_fraction) * len(stars["mass"]))
     lum = np.flatnonzero((np.bincount(i, minlength=len(sats["mass"])) > 0) & (sats["label"] > 0))
-    choice = rng.integers(1, len(lum) + 1, n_wind) if len(lum) else np.zeros(n_wind, np.int64)
-    w_centre = np.concatenate([np.zeros((1, 3)), sats["pos"][lum]])[choice]
-    w_size = np.append(a_bcg, sats["r_eff"][lum])[choice]
-    w_mass = np.full(n_wind, 1e-2 * p.star_particle_mass_msun)
-    winds = {
-        "pos": w_centre + rng.normal(size=(n_wind, 3)) * w_size[:, None],
-        "vel": np.concatenate([np.zeros((1, 3)), sats["vel"][lum]])[choice]
-        + rng.normal(0.0, 200.0, (n_wind, 3)),
-        "mass": w_mass,
-        "label": np.append(0, sats["label"][lum]).astype(np.int32)[choice],
-        "a": -rng.uniform(0.95, 1.0, n_wind) / (1.0 + z),
-        "z": stellar_pop.Z_SUN * 10.0 ** (p.metallicity_scatter_dex * rng.normal(size=n_wind)),
-        "init": w_mass,
-        "phot": np.full((n_wind, 8), 99.0, np.float32),
-    }
+    host = rng.integers(1, len(lum) + 1, n_wind) if len(lum) else np.zeros(n_wind, np.int64)
+    centre, size = np.append(np.zeros((1, 3)), sats["pos"][lum], 0), np.append(a_bcg, sats["r_eff"][lum])
+    winds = stellar_pop.wind_cells(
+        rng, centre[host], size[host], np.append(np.zeros((1, 3)), sats["vel"][lum], 0)[host], z,
+        1e-2 * p.star_particle_mass_msun, p.metallicity_scatter_dex,
+    )  # fmt: skip
+    winds["label"] = np.append(0, sats["label"][lum]).astype(np.int32)[host]
     stars = _concat([stars, winds])
 
     # Black holes: one per galaxy above bh_min_stellar_mass_msun (M_BH ≈ 1.4e-3 M_*), the central one largest.
@@ -501,11 +475,11 @@ def make_cluster(
     # the host takes whatever makes the mass inside the R200c sphere equal to M200c.
     m_gas_in = p.gas_fraction_1e15 * (m200 / 1e15) ** p.gas_fraction_slope * m200
     m_gas_in *= 10.0 ** (p.gas_fraction_scatter_dex * rng.normal())
-    gas, kt_x = _icm(fr, p, m200, m_gas_in, conc, ez, h, sigma_dm)
+    gas, kt_x = _icm(fr, p, m200, m_gas_in, conc, ez, h)
     m_dm = p.dm_particle_mass_msun
     m_other_in = (
         m_gas_in + m_sat_stars_in + m_central + m_dm * fr.inside(sats["dm_pos"]).sum()
-        + m_bh[fr.inside(bh_pos)].sum() + w_mass[fr.inside(winds["pos"])].sum()
+        + m_bh[fr.inside(bh_pos)].sum() + winds["mass"][fr.inside(winds["pos"])].sum()
     )  # fmt: skip
     if m200 - m_other_in < 0.2 * m200:
         raise ValueError(
@@ -531,7 +505,8 @@ def make_cluster(
         dm_pos_kpc=np.concatenate([host_pos, sats["dm_pos"]]),
         dm_vel_km_s=np.concatenate([rng.normal(0.0, sigma_dm, (len(host_pos), 3)), sats["dm_vel"]]),
         dm_mass_msun=dm_mass, dm_subhalo=dm_label,
-        gas_pos_kpc=gas["pos"], gas_vel_km_s=gas["vel"], gas_mass_msun=gas["mass"],
+        gas_pos_kpc=gas["pos"], gas_mass_msun=gas["mass"],
+        gas_vel_km_s=rng.normal(0.0, _GAS_TURBULENT_DISPERSION * sigma_dm, gas["pos"].shape),
         gas_subhalo=fr.labels(gas["pos"], p), gas_internal_energy_km2_s2=gas["u"],
         gas_electron_abundance=np.full(len(gas["mass"]), ICM_ELECTRON_ABUNDANCE),
         gas_density_msun_kpc3=gas["rho"], gas_smoothing_length_kpc=gas["hsml"],

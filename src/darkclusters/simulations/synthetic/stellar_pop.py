@@ -9,7 +9,9 @@ dust) and must never be used to interpret real data. It owns:
 * :func:`mass_loss_fraction` — the fraction of the initial mass returned to the ISM (Chabrier-IMF-like);
 * :func:`sample_birth_times` — birth times from a truncated delayed-τ star-formation history;
 * :func:`scale_factor_at_time` — cosmic time → scale factor for a given astropy cosmology;
-* :func:`population_properties` — all of the above for a set of star particles.
+* :func:`population_properties` — all of the above for a set of star particles;
+* :func:`mean_log_metallicity`, :func:`particle_counts`, :func:`wind_cells` — galaxy metallicities, star
+  particles per galaxy, and TNG-like wind-phase cells.
 
 Metallicities are mass fractions M_Z/M with TNG's solar value Z_sun = 0.0127.
 """
@@ -25,10 +27,13 @@ __all__ = [
     "SOLAR_ABS_MAG",
     "Z_SUN",
     "mass_loss_fraction",
+    "mean_log_metallicity",
+    "particle_counts",
     "population_properties",
     "sample_birth_times",
     "scale_factor_at_time",
     "toy_magnitudes",
+    "wind_cells",
 ]
 
 #: Band order of the (N, 8) magnitude arrays, as TNG's GFM_StellarPhotometrics.
@@ -160,3 +165,49 @@ def population_properties(
         initial,
         toy_magnitudes(initial, age, metallicity),
     )
+
+
+def mean_log_metallicity(mstar_msun: np.ndarray) -> np.ndarray:
+    """Mean log10(Z / Z_sun) of galaxies of stellar mass mstar_msun (N,) [Msun]: a toy mass–metallicity
+    relation close to Gallazzi et al. (2005), 0.05 + 0.3 log10(M_* / 1e11 Msun) clipped to [-1, 0.3]."""
+    return np.clip(0.05 + 0.3 * np.log10(np.maximum(mstar_msun, 1.0) / 1e11), -1.0, 0.3)
+
+
+def particle_counts(
+    rng: np.random.Generator, mstar_msun: np.ndarray, particle_mass_msun: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Star particles per galaxy for stellar masses M (N,) [Msun] and target particle mass m [Msun]:
+    round(M/m) particles of mass M/n when M >= m, else one particle of mass m with probability M/m (unbiased
+    in mass; unresolved galaxies often end up dark, as in simulations). Returns counts (N,) int64 and particle
+    masses (N,) [Msun]."""
+    mstar = np.asarray(mstar_msun, dtype=np.float64)
+    resolved = mstar >= particle_mass_msun
+    lucky = rng.uniform(size=mstar.shape) < mstar / particle_mass_msun
+    n = np.where(resolved, np.rint(mstar / particle_mass_msun), lucky).astype(np.int64)
+    return n, np.where(resolved, mstar / np.maximum(n, 1), particle_mass_msun)
+
+
+def wind_cells(
+    rng: np.random.Generator,
+    centre_kpc: np.ndarray,
+    size_kpc: np.ndarray,
+    vel_km_s: np.ndarray,
+    redshift: float,
+    mass_msun: float,
+    z_scatter_dex: float,
+) -> dict[str, np.ndarray]:
+    """Wind-phase gas cells as TNG stores them among PartType4: formation_a = −a_launch <= 0 (launched in
+    the last ~5 % of the expansion), magnitudes 99, a tiny equal mass_msun. centre_kpc (N, 3), size_kpc (N,)
+    and vel_km_s (N, 3) describe each cell's host galaxy; cells scatter about it (Gaussian, 200 km/s).
+    Returns columns pos, vel, mass, a, z (metallicity), init (initial mass), phot (N, 8) float32."""
+    n = len(size_kpc)
+    mass = np.full(n, mass_msun)
+    return {
+        "pos": centre_kpc + rng.normal(size=(n, 3)) * np.asarray(size_kpc)[:, None],
+        "vel": vel_km_s + rng.normal(0.0, 200.0, (n, 3)),
+        "mass": mass,
+        "a": -rng.uniform(0.95, 1.0, n) / (1.0 + redshift),
+        "z": Z_SUN * 10.0 ** (z_scatter_dex * rng.normal(size=n)),
+        "init": mass,
+        "phot": np.full((n, 8), 99.0, np.float32),
+    }
