@@ -25,6 +25,7 @@ from darkclusters.simulations.units import (
     code_length_to_kpc,
     code_mass_to_msun,
     code_velocity_to_km_s,
+    header_attrs,
     unwrap_periodic,
 )
 
@@ -165,12 +166,7 @@ def load_simba_halo(snapshot_path: str | Path, caesar_path: str | Path, halo_id:
     attrs = {
         "format": "simba",
         "halo_id": int(halo_id),
-        "redshift": float(header["Redshift"]),
-        "scale_factor": a,
-        "hubble_h": h,
-        "omega_m": float(header["Omega0"]),
-        "omega_b": float(header.get("OmegaBaryon", np.nan)),
-        "box_size_ckpc_h": box,
+        **header_attrs(header),
         "centre_ckpc_h": np.asarray(centre, dtype=np.float64),
         "m200c_msun": m200c,
         "r200c_kpc": r200c,

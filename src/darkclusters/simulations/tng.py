@@ -26,6 +26,7 @@ from darkclusters.simulations.units import (
     code_length_to_kpc,
     code_mass_to_msun,
     code_velocity_to_km_s,
+    header_attrs,
     unwrap_periodic,
 )
 
@@ -291,12 +292,7 @@ def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet
         "format": "tng",
         "snapshot": int(snap),
         "halo_id": int(halo_id),
-        "redshift": float(header["Redshift"]),
-        "scale_factor": a,
-        "hubble_h": h,
-        "omega_m": float(header["Omega0"]),
-        "omega_b": float(header.get("OmegaBaryon", np.nan)),
-        "box_size_ckpc_h": box,
+        **header_attrs(header),
         "centre_ckpc_h": centre,
         "m200c_msun": float(code_mass_to_msun(group["Group_M_Crit200"], h)),
         "r200c_kpc": float(code_length_to_kpc(group["Group_R_Crit200"], a, h)),

@@ -8,6 +8,9 @@ GIZMO stores the same convention. Comoving density (1e10 Msun/h)/(ckpc/h)³ → 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 __all__ = [
@@ -15,6 +18,7 @@ __all__ = [
     "code_length_to_kpc",
     "code_mass_to_msun",
     "code_velocity_to_km_s",
+    "header_attrs",
     "unwrap_periodic",
 ]
 
@@ -49,3 +53,18 @@ def unwrap_periodic(coords: np.ndarray, centre: np.ndarray, box_size: float) -> 
         raise ValueError(f"box_size={box_size} must be > 0")
     d = np.asarray(coords, dtype=np.float64) - np.asarray(centre, dtype=np.float64)
     return (d + 0.5 * box_size) % box_size - 0.5 * box_size
+
+
+def header_attrs(header: Mapping[str, Any]) -> dict[str, float]:
+    """The cosmology and time of a snapshot from its AREPO/GIZMO ``Header`` attributes, as plain floats.
+
+    Keys: redshift, scale_factor (``Time``), hubble_h, omega_m, omega_b (NaN when absent), box_size_ckpc_h.
+    """
+    return {
+        "redshift": float(header["Redshift"]),
+        "scale_factor": float(header["Time"]),
+        "hubble_h": float(header["HubbleParam"]),
+        "omega_m": float(header["Omega0"]),
+        "omega_b": float(header.get("OmegaBaryon", np.nan)),
+        "box_size_ckpc_h": float(header["BoxSize"]),
+    }

@@ -124,6 +124,7 @@ def synthesize_simulation(
         "centre_ckpc_h": population["centre_ckpc_h"].tolist(),
         "halo_model": dataclasses.asdict(params),
         "snapshots": {},
+        "provenance": dict(root_attrs),
     }
     with atomic_dir(out_dir) as tmp:
         for snap in sim_cfg["snapshots"]:
