@@ -5,9 +5,8 @@ Conventions (used by projection, photometry and lensing alike):
 * A view is a unit vector ``n`` from the cluster towards the observer. The sky basis (e_x, e_y) completes a
   right-handed frame (e_x × e_y = n): the rotation that takes n to +z (Rodrigues, about n × z) takes e_x, e_y
   to +x, +y. The view n = +z therefore keeps (x, y) as they are.
-* A map is ``(..., H, W)`` indexed ``[row = y, col = x]``; x grows to the right with the column, y grows *up*
-with
-  the row (plot with ``origin="lower"``). Pixel (i, j) has its centre at
+* A map is ``(..., H, W)`` indexed ``[row = y, col = x]``; x grows to the right with the column, y grows
+  *up* with the row (plot with ``origin="lower"``). Pixel (i, j) has its centre at
   x_j = (j + ½ − W/2)·p, y_i = (i + ½ − H/2)·p for pixel side p, so the cluster centre is the map centre.
 * Angles are arcsec; physical lengths are kpc (physical, not comoving), converted with the angular-diameter
   distance at the lens redshift: kpc/″ = D_A(z_l) · π/(180·3600) · 1000 (D_A in Mpc).
