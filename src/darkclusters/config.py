@@ -29,9 +29,6 @@ __all__ = [
     "validate_config",
 ]
 
-SCHEMA_RESOURCE = "schemas/config.schema.yaml"
-
-
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type, out of range or unknown; the message names the
     key."""
@@ -39,9 +36,18 @@ class ConfigError(ValueError):
 
 @cache
 def load_schema() -> dict[str, Any]:
-    """The config JSON schema (Draft 2020-12) shipped with the package."""
-    text = files("darkclusters").joinpath(SCHEMA_RESOURCE).read_text()
-    return yaml.safe_load(text)
+    """The config JSON schema (Draft 2020-12) shipped with the package.
+
+    Each stage's section lives in its own file beside the main schema (``projection.schema.yaml``, ...); a
+    top-level property written as ``{$ref: projection.schema.yaml}`` is replaced by that file's content.
+    """
+    folder = files("darkclusters").joinpath("schemas")
+    schema = yaml.safe_load(folder.joinpath("config.schema.yaml").read_text())
+    for key, sub in schema["properties"].items():
+        ref = sub.get("$ref", "")
+        if ref.endswith(".schema.yaml"):
+            schema["properties"][key] = yaml.safe_load(folder.joinpath(ref).read_text())
+    return schema
 
 
 def _extend_with_default(validator_class: type) -> type:
