@@ -29,6 +29,7 @@ __all__ = [
     "validate_config",
 ]
 
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type, out of range or unknown; the message names the
     key."""
