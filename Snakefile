@@ -17,4 +17,4 @@ rule all:
     default_target: True
     input:
         catalogs=catalog_files(),
-        particles=particle_files,
+        particles=per_cluster("results/particles/{sim}/{snap}/{halo}.h5"),

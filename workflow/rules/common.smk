@@ -34,12 +34,17 @@ def selected_clusters(sim):
     return list(zip(catalog["snapshot"].astype(int), catalog["halo_id"].astype(int)))
 
 
-def particle_files(wildcards):
-    return [
-        f"results/particles/{sim}/{snap:03d}/{halo}.h5"
-        for sim in config["simulations"]
-        for snap, halo in selected_clusters(sim)
-    ]
+def per_cluster(pattern):
+    """An input function: ``pattern`` (with {sim}, {snap}, {halo}) for every selected cluster of every simulation."""
+
+    def files(wildcards):
+        return [
+            pattern.format(sim=sim, snap=f"{snap:03d}", halo=halo)
+            for sim in config["simulations"]
+            for snap, halo in selected_clusters(sim)
+        ]
+
+    return files
 
 
 def catalog_files():
