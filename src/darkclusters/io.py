@@ -34,8 +34,10 @@ __all__ = [
     "config_sha256",
     "git_commit",
     "provenance",
+    "read_nested",
     "read_parquet_metadata",
     "write_hdf5_attrs",
+    "write_nested",
     "write_parquet",
 ]
 
@@ -169,3 +171,34 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if b"darkclusters" not in meta:
         raise KeyError(f"{path}: no 'darkclusters' metadata (not written by darkclusters)")
     return json.loads(meta[b"darkclusters"])
+
+
+def write_nested(group: h5py.Group, data: Mapping[str, Any]) -> None:
+    """Write a nested dict of numpy arrays into ``group``.
+
+    Dicts become groups, 0-d arrays and scalars become attributes, everything else a dataset (strings UTF-8).
+    """
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            write_nested(group.require_group(key), value)
+            continue
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            group.attrs[key] = arr.item() if arr.dtype.kind != "U" else str(arr)
+        elif arr.dtype.kind == "U":
+            group.create_dataset(key, data=arr.astype(object), dtype=h5py.string_dtype())
+        else:
+            group.create_dataset(key, data=arr)
+
+
+def read_nested(group: h5py.Group) -> dict[str, Any]:
+    """Inverse of :func:`write_nested`: datasets as arrays, attributes as 0-d arrays, groups as dicts."""
+    out: dict[str, Any] = {key: np.asarray(value) for key, value in group.attrs.items()}
+    for key, item in group.items():
+        if isinstance(item, h5py.Group):
+            out[key] = read_nested(item)
+        elif h5py.check_string_dtype(item.dtype) is not None:
+            out[key] = item.asstr()[()]
+        else:
+            out[key] = item[()]
+    return out

@@ -11,6 +11,7 @@ unwrapped, DM masses from ``MassTable[1]``, wind-phase cells (``GFM_StellarForma
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_tng_groups",
     "load_tng_halo",
     "read_tng_snapshot_header",
+    "species_from_code_units",
     "tng_paths",
 ]
 
@@ -203,28 +205,23 @@ def _load_type(base_path: str | Path, snap: int, halo_id: int, species: str) -> 
     return data
 
 
-def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet:
-    """All FoF particles of group ``halo_id``, centred on GroupPos, physical units (module docstring)."""
-    header = read_tng_snapshot_header(base_path, snap)
+def species_from_code_units(
+    raw: Mapping[str, Mapping[str, np.ndarray] | None], header: Mapping[str, Any], centre: np.ndarray
+) -> tuple[dict[str, Species], int]:
+    """Code units → physical Species, the conversion of :func:`load_tng_halo` and of TNG API cutouts.
+
+    raw: per species the loader's dict of fields (TNG_FIELDS) with ``count``, or None when absent.
+    Returns the species and the number of wind-phase cells dropped.
+    """
     a, h = float(header["Time"]), float(header["HubbleParam"])
     box = float(header["BoxSize"])
-    n_groups = int(il.groupcat.loadHeader(str(base_path), snap)["Ngroups_Total"])
-    if not 0 <= halo_id < n_groups:
-        raise IndexError(f"halo_id {halo_id} out of range: snapshot {snap} has {n_groups} groups")
-    group = il.groupcat.loadSingle(str(base_path), snap, haloID=halo_id)
-    centre = np.asarray(group["GroupPos"], dtype=np.float64)
     cosmology = flat_lcdm(h, float(header["Omega0"]), float(header.get("OmegaBaryon", 0.0486)))
 
     def positions(coords: np.ndarray) -> np.ndarray:
         return code_length_to_kpc(unwrap_periodic(coords, centre, box), a, h)
 
-    species: dict[str, Species] = {}
-    raw = {name: _load_type(base_path, snap, halo_id, name) for name in _PART_TYPES}
-
-    gas = raw["gas"]
-    if gas is None:
-        species["gas"] = Species.empty()
-    else:
+    species = {name: Species.empty() for name in _PART_TYPES}
+    if (gas := raw["gas"]) is not None:
         mass = code_mass_to_msun(gas["Masses"], h)
         density = code_density_to_msun_kpc3(gas["Density"], a, h)
         species["gas"] = Species(
@@ -241,23 +238,15 @@ def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet
                 "star_formation_rate_msun_yr": gas["StarFormationRate"].astype(np.float64),
             },
         )
-
-    dm = raw["dm"]
-    if dm is None:
-        species["dm"] = Species.empty()
-    else:
+    if (dm := raw["dm"]) is not None:
         m_dm = code_mass_to_msun(float(header["MassTable"][1]), h)  # TNG PartType1 has no Masses dataset
         species["dm"] = Species(
             positions(dm["Coordinates"]),
             np.full(dm["count"], m_dm),
             {"vel_km_s": code_velocity_to_km_s(dm["Velocities"], a)},
         )
-
-    stars = raw["stars"]
     n_wind = 0
-    if stars is None:
-        species["stars"] = Species.empty()
-    else:
+    if (stars := raw["stars"]) is not None:
         born = stars["GFM_StellarFormationTime"].astype(np.float64)
         real = born > 0  # wind-phase cells carry a formation time <= 0
         n_wind = int((~real).sum())
@@ -274,11 +263,7 @@ def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet
                 "photometrics_mag": stars["GFM_StellarPhotometrics"][real].astype(np.float32),
             },
         )
-
-    bh = raw["bh"]
-    if bh is None:
-        species["bh"] = Species.empty()
-    else:
+    if (bh := raw["bh"]) is not None:
         species["bh"] = Species(
             positions(bh["Coordinates"]),
             code_mass_to_msun(bh["Masses"], h),
@@ -287,6 +272,20 @@ def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet
                 "bh_mass_msun": code_mass_to_msun(bh["BH_Mass"], h),
             },
         )
+    return species, n_wind
+
+
+def load_tng_halo(base_path: str | Path, snap: int, halo_id: int) -> ParticleSet:
+    """All FoF particles of group ``halo_id``, centred on GroupPos, physical units (module docstring)."""
+    header = read_tng_snapshot_header(base_path, snap)
+    a, h = float(header["Time"]), float(header["HubbleParam"])
+    n_groups = int(il.groupcat.loadHeader(str(base_path), snap)["Ngroups_Total"])
+    if not 0 <= halo_id < n_groups:
+        raise IndexError(f"halo_id {halo_id} out of range: snapshot {snap} has {n_groups} groups")
+    group = il.groupcat.loadSingle(str(base_path), snap, haloID=halo_id)
+    centre = np.asarray(group["GroupPos"], dtype=np.float64)
+    raw = {name: _load_type(base_path, snap, halo_id, name) for name in _PART_TYPES}
+    species, n_wind = species_from_code_units(raw, header, centre)
 
     attrs = {
         "format": "tng",
