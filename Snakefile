@@ -11,6 +11,30 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/project.smk"
+include: "workflow/rules/observe.smk"
+include: "workflow/rules/dataset.smk"
+
+
+localrules:
+    all,
+    particles,
+    observations,
+
+
+# Named stages, so that a run can stop after one: `snakemake particles`, `snakemake observations`.
+rule particles:
+    input:
+        catalogs=catalog_files(),
+        particles=per_cluster("results/particles/{sim}/{snap}/{halo}.h5"),
+
+
+rule observations:
+    input:
+        maps=per_cluster("results/maps/{sim}/{snap}/{halo}.h5"),
+        observations=per_cluster("results/observations/{sim}/{snap}/{halo}.h5"),
+        quicklook_maps=per_cluster("results/quicklook/maps/{sim}/{snap}/{halo}.png"),
+        quicklook_observations=per_cluster("results/quicklook/observations/{sim}/{snap}/{halo}.png"),
 
 
 rule all:
@@ -18,3 +42,8 @@ rule all:
     input:
         catalogs=catalog_files(),
         particles=per_cluster("results/particles/{sim}/{snap}/{halo}.h5"),
+        maps=per_cluster("results/maps/{sim}/{snap}/{halo}.h5"),
+        observations=per_cluster("results/observations/{sim}/{snap}/{halo}.h5"),
+        quicklook_maps=per_cluster("results/quicklook/maps/{sim}/{snap}/{halo}.png"),
+        quicklook_observations=per_cluster("results/quicklook/observations/{sim}/{snap}/{halo}.png"),
+        models=model_files(),

@@ -114,7 +114,7 @@ def test_default_dag_runs_through_sbatch(tmp_path: Path, slurm_cluster: None) ->
     )
     # Targets first: --configfile takes several values and would swallow a target written after it.
     log = run_snakemake(
-        ["all", "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(configfile)],
+        ["particles", "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(configfile)],
         tmp_path,
         timeout_s=240,
     )

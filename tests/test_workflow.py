@@ -31,6 +31,19 @@ def run_workflow(
         dag.execute_workflow(executor="dryrun" if dryrun else "local")
 
 
+TINY_STAGES = {
+    "projection": {"n_views": 2, "fields_of_view": [{"name": "fov225", "fov_arcsec": 225.0, "npix": 32}]},
+    "lensing": {"z_ref": 2.0},
+    "datasets": {"tiny": {"simulations": ["tng_tiny"], "fov": "fov225", "models": ["prior", "unet"]}},
+    "training": {
+        "network": {"backbone": "ddpmpp", "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
+                    "attn_resolutions": [8]},
+        "batch_size": 2, "total_steps": 3, "checkpoint_every_steps": 2, "log_every_steps": 1,
+        "grid_images": 1, "grid_sampler_steps": 2, "unet_baseline": {"batch_size": 2, "total_steps": 2},
+    },
+}  # fmt: skip
+
+
 def tiny_configfile(path: Path) -> Path:
     cfg = {
         "seed": 11,
@@ -42,6 +55,7 @@ def tiny_configfile(path: Path) -> Path:
                 "synthetic": {**TINY_SYNTHETIC, "n_clusters": 2, "redshifts": {"125": 0.49}},
             },
         },
+        **TINY_STAGES,
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -67,6 +81,14 @@ def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
             n_files += 1
         assert (tmp_path / "logs" / "select" / f"{sim}.log").exists()
     assert n_files >= 5
+    with h5py.File(tmp_path / "results" / "observations" / "tng_tiny" / "084" / "0.h5") as f:
+        assert f["photometry/fov225/images"].shape == (2, 3, 32, 32)
+        assert "x_arcsec" in f["lensing/fov225/view_000/weak_conventional"]
+    with h5py.File(tmp_path / "results" / "maps" / "tng_tiny" / "084" / "0.h5") as f:
+        assert f["fov225/sigma"].shape[:2] == (2, 5)
+    for model in ("prior", "unet"):
+        assert (tmp_path / "results" / "models" / "tiny" / model / "model.pt").stat().st_size > 0
+    assert (tmp_path / "results" / "quicklook" / "observations" / "tng_tiny" / "084" / "0.png").is_file()
     leftovers = list((tmp_path / "results").rglob(".*tmp*"))
     assert leftovers == []
 

@@ -2,6 +2,7 @@
 import pandas as pd
 
 from darkclusters.config import simulation_base_path, validate_config
+from darkclusters.seeding import derive_seed
 
 validate_config(config)  # fills defaults; a wrong type or unknown key stops here, naming the key path
 
@@ -49,3 +50,34 @@ def per_cluster(pattern):
 
 def catalog_files():
     return expand("results/catalog/{sim}.parquet", sim=list(config["simulations"]))
+
+
+def cluster_seed(wildcards, stage):
+    """The seed of one stage of one cluster: the config seed combined with the cluster's ids and the stage."""
+    return derive_seed(config["seed"], wildcards.sim, int(wildcards.snap), int(wildcards.halo), stage)
+
+
+def dataset_catalogs(dataset):
+    """{sim: catalog path} of a dataset's simulations."""
+    return {sim: f"results/catalog/{sim}.parquet" for sim in config["datasets"][dataset]["simulations"]}
+
+
+def dataset_inputs(wildcards):
+    """Catalogs, truth maps and observations of every cluster (and snapshot) a dataset uses."""
+    spec = config["datasets"][wildcards.dataset]
+    files = {"catalogs": list(dataset_catalogs(wildcards.dataset).values()), "maps": [], "observations": []}
+    for sim in spec["simulations"]:
+        for snap, halo in selected_clusters(sim):
+            if spec["snapshots"] is None or snap in spec["snapshots"]:
+                files["maps"].append(f"results/maps/{sim}/{snap:03d}/{halo}.h5")
+                files["observations"].append(f"results/observations/{sim}/{snap:03d}/{halo}.h5")
+    return files
+
+
+def model_files():
+    """Every model the config asks for: results/models/{dataset}/{prior,unet}/model.pt."""
+    return [
+        f"results/models/{name}/{model}/model.pt"
+        for name, spec in config["datasets"].items()
+        for model in spec["models"]
+    ]

@@ -118,8 +118,9 @@ def quicklook_observations(
             if lens is not None and "strong/images" in lens:
                 im = lens["strong/images"]
                 ax.scatter(im["x_arcsec"][()], im["y_arcsec"][()], s=10, facecolors="none", edgecolors="cyan")
-            if lens is not None and "weak" in lens:
-                wl = lens["weak"]
+            weak = sorted(k for k in lens if k.startswith("weak")) if lens is not None else []
+            if weak:
+                wl = lens[weak[0]]
                 e1, e2 = wl["e1"][()], wl["e2"][()]
                 phi = 0.5 * np.arctan2(e2, e1)
                 mag = np.hypot(e1, e2) * half * 0.1
