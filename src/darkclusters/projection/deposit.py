@@ -16,8 +16,14 @@ Algorithm (vectorised, memory O(N + pixels); the cost does not grow with H):
    variance, u, v the CIC fractions (CIC adds u(1−u)) and (1 − 4^−L)/3 the variance that L bilinear
    prolongations add (1 fine pixel² each). Mass is exact; only the kernel's shape beyond its second moment
    is approximated (peak errors ~3 % for a single particle at 4 nodes per octave).
+   Supports below one pixel skip the nodes: the product of the kernel's 1-D marginals, integrated over the
+   3 × 3 pixels around the particle (exact mass and second moment, as sharp as the pixels). Supports above
+   32 cells on the coarsest level (wider than the map) are sampled at the cell centres.
 3. Each node's grid is convolved with its stencil (zero-padded FFT, summed in Fourier space per level).
 4. Levels are combined coarse to fine by the mass-conserving bilinear prolongation (weights ¾, ¼ per axis).
+
+Against a brute-force pixel integration of every kernel the maps of clustered particle sets agree to ~1 % in
+L1 (tests/test_projection.py), and with yt's off-axis SPH projection to ~0.2 % (benchmarks/project.py).
 
 Smoothing lengths (:func:`neighbour_support_radius`): H = distance to the N-th nearest neighbour in 3-D, so
 the support sphere holds N other particles (the usual SPH definition, e.g. Springel 2010, §3).
