@@ -14,6 +14,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/project.smk"
 include: "workflow/rules/observe.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/reconstruct.smk"
 
 
 localrules:
@@ -47,3 +48,4 @@ rule all:
         quicklook_maps=per_cluster("results/quicklook/maps/{sim}/{snap}/{halo}.png"),
         quicklook_observations=per_cluster("results/quicklook/observations/{sim}/{snap}/{halo}.png"),
         models=model_files(),
+        posteriors=posterior_files,

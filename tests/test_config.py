@@ -86,3 +86,19 @@ def test_yaml_exponent_without_sign_gets_a_hint(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "selection:\n  m200c_min_msun: 1e14\n")
     with pytest.raises(ConfigError, match=r"selection\.m200c_min_msun.*1\.0e\+14"):
         load_config(path)
+
+
+def test_dataset_and_reconstruction_references() -> None:
+    cfg = copy.deepcopy(tiny_config())
+    cfg["datasets"] = {"d": {"simulations": ["nope"]}}
+    with pytest.raises(ConfigError, match=r"datasets\.d\.simulations.*'nope'"):
+        validate_config(cfg)
+    cfg = copy.deepcopy(tiny_config())
+    cfg["datasets"] = {"d": {"simulations": ["tng_tiny"], "fov": "fov999"}}
+    with pytest.raises(ConfigError, match=r"datasets\.d\.fov"):
+        validate_config(cfg)
+    cfg = copy.deepcopy(tiny_config())
+    cfg["datasets"] = {"d": {"simulations": ["tng_tiny"]}}
+    cfg["reconstruction"] = {"dataset": "other"}
+    with pytest.raises(ConfigError, match=r"reconstruction\.dataset"):
+        validate_config(cfg)

@@ -40,7 +40,7 @@ def _uniform_ball(rng: np.random.Generator, n: int, radius: float) -> np.ndarray
 def _isothermal_gas(rng: np.random.Generator, n: int, radius: float, t_kev: float, m_gas: float) -> Species:
     """Uniform sphere of fully ionised gas at temperature T; u from T by the ideal-gas relation."""
     x_e = 1 + (1 - 0.76) / (2 * 0.76)  # n_e / n_H of fully ionised H + He
-    mu = 4 / (1 + 3 * 0.76 + 4 * 0.76 * x_e)
+    mu = 4 / (3 + 5 * 0.76)  # fully ionised H + He: 1/μ = 2X + 3(1 − X)/4 (textbook form, not the TNG recipe)
     u_km2_s2 = ((t_kev * u.keV) / ((5 / 3 - 1) * mu * const.m_p)).to_value("km2 / s2")
     rho = n * m_gas / (4 / 3 * np.pi * radius**3)
     fields = {

@@ -35,6 +35,8 @@ TINY_STAGES = {
     "projection": {"n_views": 2, "fields_of_view": [{"name": "fov225", "fov_arcsec": 225.0, "npix": 32}]},
     "lensing": {"z_ref": 2.0},
     "datasets": {"tiny": {"simulations": ["tng_tiny"], "fov": "fov225", "models": ["prior", "unet"]}},
+    "reconstruction": {"dataset": "tiny", "n_samples": 2, "methods": ["P", "P+SL+WL"], "conditional_steps": 3,
+                       "daps": {"annealing_steps": 3, "ode_steps": 1, "langevin_steps": 2}},
     "training": {
         "network": {"backbone": "ddpmpp", "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
                     "attn_resolutions": [8]},
@@ -88,6 +90,14 @@ def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
         assert f["fov225/sigma"].shape[:2] == (2, 5)
     for model in ("prior", "unet"):
         assert (tmp_path / "results" / "models" / "tiny" / model / "model.pt").stat().st_size > 0
+    posteriors = sorted((tmp_path / "results" / "posteriors").rglob("*.h5"))
+    assert {p.relative_to(tmp_path / "results" / "posteriors").parts[0] for p in posteriors} == {
+        "P",
+        "P-SL-WL",
+    }
+    with h5py.File(posteriors[0]) as f:
+        assert f["mean"].shape == (2, 32, 32)
+        assert f["std"].attrs["units"].startswith("Msun")
     assert (tmp_path / "results" / "quicklook" / "observations" / "tng_tiny" / "084" / "0.png").is_file()
     leftovers = list((tmp_path / "results").rglob(".*tmp*"))
     assert leftovers == []

@@ -114,6 +114,7 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
     total = sum(fractions.values())
     if abs(total - 1.0) > 1e-9:
         raise ConfigError(f"config key 'selection.split_fractions': fractions sum to {total:g}, not 1")
+    _check_datasets(config)
     for name, sim in config["simulations"].items():
         key = f"simulations.{name}"
         ref = sim["reference_snapshot"]
@@ -133,6 +134,22 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key '{key}.synthetic.m200c_min_msun': must be below m200c_max_msun")
         _check_synthetic_redshifts(key, sim)
         _check_halo_model(key, syn["halo_model"])
+
+
+def _check_datasets(config: Mapping[str, Any]) -> None:
+    """Datasets name known simulations and fields of view; reconstruction names a known dataset."""
+    fovs = {f["name"] for f in config["projection"].get("fields_of_view", [])}
+    for name, spec in config["datasets"].items():
+        for sim in spec["simulations"]:
+            if sim not in config["simulations"]:
+                raise ConfigError(f"config key 'datasets.{name}.simulations': unknown simulation {sim!r}")
+        if fovs and spec["fov"] not in fovs:
+            raise ConfigError(f"config key 'datasets.{name}.fov': {spec['fov']!r} is not in {sorted(fovs)}")
+    dataset = config["reconstruction"]["dataset"]
+    if config["datasets"] and dataset not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'reconstruction.dataset': {dataset!r} is not one of {sorted(config['datasets'])}"
+        )
 
 
 def _check_synthetic_redshifts(key: str, sim: Mapping[str, Any]) -> None:

@@ -81,3 +81,23 @@ def model_files():
         for name, spec in config["datasets"].items()
         for model in spec["models"]
     ]
+
+
+def posterior_files(wildcards):
+    """results/posteriors/{method}/{dataset}/{sim}/{snap}/{halo}.h5 for every reconstruction method and every
+    test-split cluster of the reconstruction dataset's simulations (its snapshots only, if it names some)."""
+    rc = config["reconstruction"]
+    if rc["dataset"] not in config["datasets"]:  # no datasets configured: nothing to reconstruct
+        return []
+    spec = config["datasets"][rc["dataset"]]
+    files = []
+    for sim in spec["simulations"]:
+        catalog = pd.read_parquet(checkpoints.select_clusters.get(sim=sim).output.catalog)
+        test = catalog[catalog["split"] == "test"]
+        for snap, halo in zip(test["snapshot"].astype(int), test["halo_id"].astype(int)):
+            if spec["snapshots"] is None or snap in spec["snapshots"]:
+                files += [
+                    f"results/posteriors/{m.replace('+', '-')}/{rc['dataset']}/{sim}/{snap:03d}/{halo}.h5"
+                    for m in rc["methods"]
+                ]
+    return files

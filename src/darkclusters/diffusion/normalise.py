@@ -11,8 +11,9 @@ so :meth:`Normalisation.fit` derives all three numbers per channel from the TRAI
 
 - offset: the ``offset_quantile`` quantile (default 1 %) of the strictly positive pixel values — the level
   below which a pixel counts as empty, playing the role of the paper's 5e-3 — raised to −min(x) + that
-  quantile if the training split holds negative values (noisy photometry), so every training pixel has a
-  finite logarithm;
+  quantile if the training split holds negative values (noisy photometry) — with a margin of 2× (the
+  most negative of ~1e5 Gaussian noise pixels lies near −4.5σ, so −9σ is out of reach of validation and test
+  images), so every pixel has a finite logarithm;
 - shift and scale: the mid-point and half-width of ln(x + offset) over the training split, which maps the
   training range onto [−1, 1] exactly (the network's σ_data = 0.5 assumes data of about that spread).
 
@@ -38,6 +39,7 @@ PAPER_CONSTANTS: dict[str, dict[str, float]] = {
     "photometry": {"offset": 1e-9, "shift": -20.73, "scale": 13.59},  # (ln(p + 1e-9) + 20.73)/13.59
 }
 
+NOISE_MARGIN = 2.0  # offset ≥ this × the deepest negative training pixel, so held-out noise stays above it
 _IMAGES_FOR_QUANTILE = 256  # images (evenly spaced through the split) used to estimate the offset quantile
 
 
@@ -89,8 +91,8 @@ class Normalisation:
             if positive.size == 0:
                 raise ValueError(f"channel {name!r} has no positive pixel in the training split")
             offset = float(np.quantile(positive, offset_quantile))
-            if lowest[c] < 0:  # noisy maps: the most negative training pixel maps to ln(quantile)
-                offset = float(-lowest[c] + offset)
+            if lowest[c] < 0:  # noisy maps: twice the deepest training noise dip (module docstring)
+                offset = float(NOISE_MARGIN * -lowest[c] + offset)
             offsets.append(offset)
         lo = np.full(n_channels, np.inf)
         hi = np.full(n_channels, -np.inf)
