@@ -5,17 +5,18 @@ positions), and every quantity is their summed weight over the disc they fill:
 
     Σ_q(c) = Σ_{i ∈ kNN(c)} w_{q,i} / (π r_k(c)²),    r_k = distance to the k-th nearest particle,
 
-a kernel density estimate with a box (top-hat) kernel of adaptive radius r_k. The neighbours are those of all
-matter together: per-species channels are the species' share of the same k particles, so the channels add
-up exactly to the total (the paper maps the total with the 300 nearest particles of all matter; it releases
-the components separately without saying how). For Poisson-sampled uniform density n, k/(π r_k² n) has mean
-k/(k − 1) (π r_k² n is Gamma(k) distributed): a 0.3 % bias at k = 300, below its 1/√k scatter.
+a kernel density estimate with a box (top-hat) kernel of adaptive radius r_k; several weights (e.g. gas mass,
+tSZ and X-ray weights) share the neighbours of one tree. For Poisson-sampled uniform density n, k/(π r_k² n)
+has mean k/(k − 1) (π r_k² n is Gamma(k) distributed): a 0.3 % bias at k = 300, below its 1/√k scatter.
+Which particles a tree holds (all matter, one species) is the caller's choice (:mod:`.maps`).
 
 Adaptive evaluation (``interpolation_ratio`` = R): Σ is evaluated exactly on a dyadic hierarchy of pixel
 nodes, coarse to fine; inside a node cell whose four corners all have r_k ≥ R × the cell's side, Σ is
 bilinearly interpolated instead (it varies on the scale r_k, so the interpolation error is O((side/r_k)²)).
-The exact queries then scale with the number of particles, not pixels: ≈ R² N_map/(π k). ``None`` evaluates
-every pixel exactly.
+The exact queries then number ≈ R² N_map/(π k) (N_map particles in the map) but at most the pixels; at 512²
+and 1e6–1e7 particles r_k is a few pixels, so most pixels stay exact. Measured on a 1e6-particle cluster
+against exact evaluation: R = 4 → median 0.0–0.5 %, 99th percentile 4 %; R = 2 → 1.2 % / 6 % at 3–4× fewer
+queries (the estimator's own scatter is 1/√k ≈ 6 %). ``None`` evaluates every pixel exactly.
 """
 
 from __future__ import annotations
