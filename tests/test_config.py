@@ -102,3 +102,10 @@ def test_dataset_and_reconstruction_references() -> None:
     cfg["reconstruction"] = {"dataset": "other"}
     with pytest.raises(ConfigError, match=r"reconstruction\.dataset"):
         validate_config(cfg)
+
+
+def test_field_of_view_needs_exactly_one_size() -> None:
+    cfg = copy.deepcopy(tiny_config())
+    cfg["projection"] = {"fields_of_view": [{"name": "a", "fov_arcsec": 225.0, "fov_kpc": 1000.0}]}
+    with pytest.raises(ConfigError, match=r"projection\.fields_of_view\[0\]"):
+        validate_config(cfg)

@@ -20,3 +20,9 @@ def test_bad_arguments() -> None:
         age_gyr_at_scale_factor(TNG_COSMOLOGY, np.array([0.5, 0.0]))
     with pytest.raises(ValueError, match="hubble_h"):
         flat_lcdm(67.74, 0.3)
+
+
+def test_without_baryon_density() -> None:
+    cosmo = flat_lcdm(0.7, 0.3)
+    assert cosmo.Ob0 is None or cosmo.Ob0 == 0
+    assert float(cosmo.H0.value) == pytest.approx(70.0)

@@ -115,6 +115,9 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
     if abs(total - 1.0) > 1e-9:
         raise ConfigError(f"config key 'selection.split_fractions': fractions sum to {total:g}, not 1")
     _check_datasets(config)
+    from darkclusters.projection.settings import check_projection_config
+
+    check_projection_config(config["projection"])
     for name, sim in config["simulations"].items():
         key = f"simulations.{name}"
         ref = sim["reference_snapshot"]

@@ -30,6 +30,8 @@ def flat_lcdm(hubble_h: float, omega_m: float, omega_b: float | None = None) -> 
         raise ValueError(f"hubble_h={hubble_h} is not a plausible dimensionless Hubble parameter")
     if not 0 < omega_m <= 1:
         raise ValueError(f"omega_m={omega_m} must lie in (0, 1]")
+    if omega_b is None:  # astropy rejects Ob0=None: leave the baryon density unset
+        return FlatLambdaCDM(H0=100.0 * hubble_h, Om0=omega_m, Tcmb0=2.7255)
     return FlatLambdaCDM(H0=100.0 * hubble_h, Om0=omega_m, Ob0=omega_b, Tcmb0=2.7255)
 
 
