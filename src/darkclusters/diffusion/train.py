@@ -13,7 +13,7 @@ EDM loss; :mod:`.regression` reuses the same loop (:func:`run_training`) for the
   trajectory;
 - ``metrics.csv`` (deterministic: step, images, loss, lr, grad_norm, ema_beta), TensorBoard if importable, a
   tqdm bar, and PNG sample grids (Heun sampler) at checkpoints;
-- checkpoints ``checkpoints/step_XXXXXXXX.pt`` every ``checkpoint_every_steps``: model, EMA, optimizer,
+- checkpoints ``checkpoints/step_{step:08d}.pt`` every ``checkpoint_every_steps``: model, EMA, optimizer,
   scheduler, step, loss accumulator, data order (epoch, position) and every rank's RNG states (torch CPU/CUDA,
   numpy, python), written atomically. A rerun resumes from the newest one on the same trajectory
   (bit-identical on the CPU);

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-CHECKPOINT_FORMAT = "darkclusters-train-checkpoint"  # resumable checkpoints/step_XXXXXXXX.pt
+CHECKPOINT_FORMAT = "darkclusters-train-checkpoint"  # resumable checkpoints/step_{step:08d}.pt
 MODEL_FORMAT = "darkclusters-model"  # the final model.pt
 
 
@@ -302,7 +302,7 @@ def ema_beta(images: int, batch: int, halflife_images: float, rampup_ratio: floa
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The ``step_XXXXXXXX.pt`` with the highest step in ``folder``, or None."""
+    """The ``step_{step:08d}.pt`` with the highest step in ``folder``, or None."""
     found = []
     for p in Path(folder).glob("step_*.pt"):
         digits = p.stem.removeprefix("step_")

@@ -1,7 +1,8 @@
 """IllustrisTNG reader: group catalogs and halo particles through the real ``illustris_python`` loaders.
 
-Reads ``basePath/snapdir_XXX/snap_XXX.N.hdf5``, ``basePath/groups_XXX/fof_subhalo_tab_XXX.N.hdf5`` and
-``basePath/../postprocessing/offsets/offsets_XXX.hdf5`` (formats in ../shared/reference/formats.md) and
+Reads ``basePath/snapdir_{snap:03d}/snap_{snap:03d}.{chunk}.hdf5``,
+``basePath/groups_{snap:03d}/fof_subhalo_tab_{snap:03d}.{chunk}.hdf5`` and
+``basePath/../postprocessing/offsets/offsets_{snap:03d}.hdf5`` (formats in ../shared/reference/formats.md) and
 converts once, here, from comoving code units (ckpc/h, 1e10 Msun/h, km/s·√a) to physical kpc, Msun and km/s.
 Halo particles
 come back as a :class:`ParticleSet` centred on ``GroupPos`` (the potential minimum), periodic images
@@ -104,9 +105,9 @@ def check_tng_files(base_path: str | Path, snap: int) -> None:
     """Raise FileNotFoundError naming the expected path if the basePath layout is incomplete.
 
     illustris_python's own errors name a path only sometimes (a missing offsets file surfaces as a bare h5py
-    error); this check runs first so a user sees what the loader expected. A ``groups_XXX.0.hdf5`` beside the
-    ``fof_subhalo_tab`` files switches illustris_python to the old Illustris offsets convention: logged, not
-    silent.
+    error); this check runs first so a user sees what the loader expected. A ``groups_{snap:03d}.0.hdf5``
+    beside the ``fof_subhalo_tab`` files switches illustris_python to the old Illustris offsets convention:
+    logged, not silent.
     """
     bp = Path(base_path)
     if not bp.is_dir():

@@ -182,7 +182,7 @@ def _write_snapshot_chunks(
     n_chunks: int,
     root_attrs: Mapping[str, str],
 ) -> np.ndarray:
-    """Write snap_XXX.N.hdf5; return FileOffsets/SnapByType (n_chunks, 6)."""
+    """Write snap_{snap:03d}.{chunk}.hdf5; return FileOffsets/SnapByType (n_chunks, 6)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     n_total = np.zeros(6, np.int64)
     bounds = {}
@@ -233,7 +233,7 @@ def _write_catalog_chunks(
     n_chunks: int,
     root_attrs: Mapping[str, str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Write fof_subhalo_tab_XXX.N.hdf5 (each group's subhalos in the group's chunk); return chunk offsets."""
+    """Write fof_subhalo_tab_{snap:03d}.{chunk}.hdf5 (subhalos in their group's chunk); offsets."""
     out_dir.mkdir(parents=True, exist_ok=True)
     gbounds = np.linspace(0, len(groups), n_chunks + 1).round().astype(np.int64)
     gr_nr = np.array([s["SubhaloGrNr"] for s in subhalos], dtype=np.int64)
@@ -390,7 +390,7 @@ def _write_offsets(
     subhalo_offsets: np.ndarray,
     root_attrs: Mapping[str, str],
 ) -> None:
-    """postprocessing/offsets/offsets_XXX.hdf5: cumulative GroupLenType and SubhaloLenType (int64)."""
+    """postprocessing/offsets/offsets_{snap:03d}.hdf5: cumulative GroupLenType and SubhaloLenType (int64)."""
     group_len = np.array([g["GroupLenType"] for g in builder.groups], dtype=np.int64)
     group_start = np.vstack([np.zeros((1, 6), np.int64), np.cumsum(group_len, axis=0)[:-1]])
     sub_start = np.zeros((len(builder.subhalos), 6), np.int64)

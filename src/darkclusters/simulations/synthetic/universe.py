@@ -96,9 +96,9 @@ def synthesize_simulation(
 ) -> None:
     """Write every snapshot of synthetic simulation ``name`` into ``out_dir`` (atomically, as a whole).
 
-    tng: ``out_dir/output/{snapdir,groups}_XXX`` and ``out_dir/postprocessing/offsets``; simba: the snapshot
-    and CAESAR files named by ``snapshot_file``/``caesar_file``. Also ``out_dir/truth.json``: input masses,
-    centres and the halo id each got at each snapshot.
+    tng: ``out_dir/output/{snapdir,groups}_{snap:03d}`` and ``out_dir/postprocessing/offsets``; simba: the
+    snapshot and CAESAR files named by ``snapshot_file``/``caesar_file``. Also ``out_dir/truth.json``: input
+    masses, centres and the halo id each got at each snapshot.
     """
     syn = sim_cfg["synthetic"]
     fmt = sim_cfg["format"]
