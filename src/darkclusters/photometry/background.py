@@ -2,18 +2,31 @@
 
 The paper (App. A.1) adds "background light using publicly available mosaics from other HST captures". With
 mosaics given in the config, :func:`fits_background` does the same; otherwise :func:`synthetic_background`
-draws field galaxies:
+draws field galaxies (:func:`field_galaxy_catalog`) and renders them:
 
-* number counts dN/dm = A · 10^(s (m − m_ref)) per deg² per mag in F814W between m_min and m_max; the number
-  in the field is Poisson with mean Ω ∫ dN/dm dm, and magnitudes follow the inverse CDF
-  m = log10[10^(s m_min) + u (10^(s m_max) − 10^(s m_min))] / s, u ~ U(0, 1). The defaults (A = 6e4
-  deg⁻² mag⁻¹ at m_ref = 24, s = 0.3) give ~80 galaxies arcmin⁻² to AB 26, close to deep HST I-band counts
-  (e.g. Metcalfe et al. 2001, MNRAS 323, 795; ~100 arcmin⁻²);
-* colours F606W − F814W and F814W − F125W Gaussian, so each galaxy has one flux per band;
+* F814W number counts dN/dm [deg⁻² mag⁻¹] (:func:`f814w_counts_per_deg2_per_mag`), log-linear between the
+  published values of :data:`F814W_COUNTS_MAG` / :data:`F814W_COUNTS_LOG10`: the COSMOS2020 i-band counts
+  (Weaver et al. 2022, ApJS 258, 11, Table 2, Farmer catalogue; 2 deg², so the bright end is not dominated
+  by Poisson noise as in the small HST deep fields) at 19.25–26.25 AB, where that survey is complete;
+  brighter, the slope of its first bins (0.43 dex/mag) continued; fainter, the HST F814W slope 0.26 dex/mag
+  of the Hubble Deep Field North (Marín-Franch & Aparicio 2003, ApJ 585, 714). For comparison, the CFDF
+  finds 0.35 ± 0.02 dex/mag at 20 < I_AB < 24 (McCracken et al. 2001, A&A 376, 756), the table 0.36. HSC i
+  and F814W differ by < 0.1 mag for galaxies; that offset is ignored. The number in the field is Poisson
+  with mean Ω ∫ dN/dm dm over [mag_min_f814w, mag_max_f814w], magnitudes by the inverse CDF of the
+  tabulated counts. Check (tests): the summed light of these galaxies reproduces the extragalactic
+  background light resolved by galaxy counts (Driver et al. 2016, ApJ 827, 108, Table 2: νI_ν = 7.47,
+  9.55, 10.15, 10.38 nW m⁻² sr⁻¹ in r, i, z, J) within 7 % in F606W, F814W and F125W;
+* colours F606W − F814W and F814W − F125W Gaussian about a mean linear in the F814W magnitude: bright field
+  galaxies are mostly low-redshift, evolved and red, faint ones star-forming and blue (the trend of the
+  median (V − I)_AB with I_AB in deep fields, e.g. the CFDF, McCracken et al. 2001, Fig. 11). The defaults
+  (F606W − F814W = 0.5 at 24, −0.08 per mag: 0.9 at 19, 0.34 at 26; F814W − F125W = 0.45 at 24, −0.05 per
+  mag) are assumptions of this model, checked through the per-band background light above, so the F606W and
+  F125W counts follow from the F814W counts;
 * Sérsic profiles: n = 1 (fraction ``disk_fraction``) or 4, half-light semi-major axis
-  log10 R_e = log10 R_ref + k (m − m_ref) + N(0, scatter), q ~ U(0.2, 1), θ ~ U(0, π), uniform positions;
-  each profile is cut at ``truncate_r_eff`` × R_e and renormalised, so each galaxy's flux lands on the map
-  exactly (unless it straddles the edge).
+  log10 R_e = log10 R_ref + k (m − m_ref) + N(0, scatter) (defaults ≈ 0.3″ at I_AB = 24, 0.1 dex smaller per
+  magnitude fainter: the decline of HST half-light radii with magnitude, e.g. Roche et al. 1996),
+  q ~ U(0.2, 1), θ ~ U(0, π), uniform positions; each profile is cut at ``truncate_r_eff`` × R_e and
+  renormalised, so each galaxy's flux lands on the map exactly (unless it straddles the edge).
 
 Galaxies are rendered into stamps in groups of equal stamp size, vectorised over galaxies
 (:func:`render_sersic_sources`). They are not lensed by the cluster (the lensing stage owns lensed sources).
@@ -30,10 +43,90 @@ import numpy as np
 from darkclusters.photometry.filters import HST_BANDS, abmag_to_jy
 from darkclusters.photometry.sersic import sersic_b
 
-__all__ = ["fits_background", "render_sersic_sources", "synthetic_background"]
+__all__ = [
+    "F814W_COUNTS_LOG10",
+    "F814W_COUNTS_MAG",
+    "f814w_counts_per_deg2_per_mag",
+    "field_galaxy_catalog",
+    "fits_background",
+    "render_sersic_sources",
+    "synthetic_background",
+]
 
 _DEG2_PER_ARCSEC2 = 1.0 / 3600.0**2
 _MAX_SUBPIXELS_PER_BATCH = 4_000_000
+
+
+#: Bin centres [AB mag] of the tabulated F814W differential counts (module docstring).
+F814W_COUNTS_MAG = np.arange(19.25, 26.3, 0.5)
+#: log10 dN/dm [deg⁻² mag⁻¹] at F814W_COUNTS_MAG: COSMOS2020 i band (Weaver et al. 2022, Table 2, Farmer).
+F814W_COUNTS_LOG10 = np.array(
+    [3.01, 3.23, 3.44, 3.64, 3.85, 4.03, 4.21, 4.38, 4.54, 4.71, 4.86, 4.97, 5.08, 5.20, 5.29]
+)
+_BRIGHT_SLOPE_DEX_PER_MAG = (F814W_COUNTS_LOG10[2] - F814W_COUNTS_LOG10[0]) / 1.0  # first COSMOS bins: 0.43
+_FAINT_SLOPE_DEX_PER_MAG = 0.26  # HDF-N F814W, Marín-Franch & Aparicio (2003)
+_MAG_GRID_STEP = 0.01  # [mag] grid of the inverse CDF
+
+
+def f814w_counts_per_deg2_per_mag(mag: np.ndarray | float) -> np.ndarray:
+    """Differential F814W galaxy counts dN/dm [deg⁻² mag⁻¹] at AB magnitudes ``mag`` (any shape).
+
+    Log-linear interpolation of :data:`F814W_COUNTS_LOG10`, extended as power laws (module docstring).
+    """
+    m = np.asarray(mag, dtype=np.float64)
+    log_n = np.interp(m, F814W_COUNTS_MAG, F814W_COUNTS_LOG10)
+    log_n = np.where(
+        m < F814W_COUNTS_MAG[0],
+        F814W_COUNTS_LOG10[0] + _BRIGHT_SLOPE_DEX_PER_MAG * (m - F814W_COUNTS_MAG[0]),
+        log_n,
+    )
+    log_n = np.where(
+        m > F814W_COUNTS_MAG[-1],
+        F814W_COUNTS_LOG10[-1] + _FAINT_SLOPE_DEX_PER_MAG * (m - F814W_COUNTS_MAG[-1]),
+        log_n,
+    )
+    return 10.0**log_n
+
+
+def field_galaxy_catalog(
+    rng: np.random.Generator, area_deg2: float, cfg: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Field galaxies over ``area_deg2`` [deg²] (module docstring), without positions or orientations.
+
+    cfg: the validated ``photometry.background.synthetic`` section. Returns (N,) arrays: ``mag`` (F814W AB),
+    ``flux_jy`` (N, 3) in HST_BANDS order [Jy], ``r_eff_arcsec`` [arcsec] and ``n_sersic``.
+    """
+    m_lo, m_hi = cfg["mag_min_f814w"], cfg["mag_max_f814w"]
+    if not m_lo < m_hi:
+        raise ValueError(f"mag_min_f814w={m_lo} must be below mag_max_f814w={m_hi}")
+    if not area_deg2 >= 0:
+        raise ValueError(f"area_deg2={area_deg2} must be >= 0")
+    grid = np.linspace(m_lo, m_hi, max(2, int(np.ceil((m_hi - m_lo) / _MAG_GRID_STEP)) + 1))
+    dn = cfg["counts_scale"] * f814w_counts_per_deg2_per_mag(grid)
+    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(grid))])
+    n_gal = int(rng.poisson(area_deg2 * cumulative[-1]))
+    mag = np.interp(rng.uniform(0.0, cumulative[-1], n_gal), cumulative, grid)
+    m_ref = cfg["reference_mag_f814w"]
+    c1 = rng.normal(
+        cfg["colour_f606w_f814w_mean"] + cfg["colour_f606w_f814w_slope"] * (mag - m_ref),
+        cfg["colour_f606w_f814w_std"],
+    )
+    c2 = rng.normal(
+        cfg["colour_f814w_f125w_mean"] + cfg["colour_f814w_f125w_slope"] * (mag - m_ref),
+        cfg["colour_f814w_f125w_std"],
+    )
+    mags = {"F814W": mag, "F606W": mag + c1, "F125W": mag - c2}
+    log_r = (
+        np.log10(cfg["r_eff_arcsec_at_reference"])
+        + cfg["r_eff_slope_dex_per_mag"] * (mag - m_ref)
+        + rng.normal(0.0, cfg["r_eff_scatter_dex"], n_gal)
+    )
+    return {
+        "mag": mag,
+        "flux_jy": np.stack([abmag_to_jy(mags[b]) for b in HST_BANDS], axis=1).reshape(n_gal, len(HST_BANDS)),
+        "r_eff_arcsec": 10.0**log_r,
+        "n_sersic": np.where(rng.uniform(size=n_gal) < cfg["disk_fraction"], 1.0, 4.0),
+    }
 
 
 def synthetic_background(
@@ -43,31 +136,8 @@ def synthetic_background(
 
     cfg: the validated ``photometry.background.synthetic`` config section. Bands in HST_BANDS order.
     """
-    m_ref, s = cfg["reference_mag_f814w"], cfg["count_slope_dex_per_mag"]
-    m_lo, m_hi = cfg["mag_min_f814w"], cfg["mag_max_f814w"]
-    if not m_lo < m_hi:
-        raise ValueError(f"mag_min_f814w={m_lo} must be below mag_max_f814w={m_hi}")
-    area_deg2 = (npix * pixel_arcsec) ** 2 * _DEG2_PER_ARCSEC2
-    if s > 0:
-        integral = (10.0 ** (s * (m_hi - m_ref)) - 10.0 ** (s * (m_lo - m_ref))) / (s * np.log(10.0))
-    else:
-        integral = m_hi - m_lo
-    n_gal = int(rng.poisson(area_deg2 * cfg["counts_per_deg2_per_mag"] * integral))
-    u = rng.uniform(size=n_gal)
-    if s > 0:
-        mag = np.log10(10.0 ** (s * m_lo) + u * (10.0 ** (s * m_hi) - 10.0 ** (s * m_lo))) / s
-    else:
-        mag = m_lo + u * (m_hi - m_lo)
-    c1 = rng.normal(cfg["colour_f606w_f814w_mean"], cfg["colour_f606w_f814w_std"], n_gal)
-    c2 = rng.normal(cfg["colour_f814w_f125w_mean"], cfg["colour_f814w_f125w_std"], n_gal)
-    mags = {"F814W": mag, "F606W": mag + c1, "F125W": mag - c2}
-    flux = np.stack([abmag_to_jy(mags[b]) for b in HST_BANDS], axis=1)
-    log_r = (
-        np.log10(cfg["r_eff_arcsec_at_reference"])
-        + cfg["r_eff_slope_dex_per_mag"] * (mag - m_ref)
-        + rng.normal(0.0, cfg["r_eff_scatter_dex"], n_gal)
-    )
-    n_sersic = np.where(rng.uniform(size=n_gal) < cfg["disk_fraction"], 1.0, 4.0)
+    cat = field_galaxy_catalog(rng, (npix * pixel_arcsec) ** 2 * _DEG2_PER_ARCSEC2, cfg)
+    n_gal = len(cat["mag"])
     half = npix * pixel_arcsec / 2.0
     x = rng.uniform(-half, half, n_gal)
     y = rng.uniform(-half, half, n_gal)
@@ -78,9 +148,9 @@ def synthetic_background(
         pixel_arcsec,
         x_arcsec=x,
         y_arcsec=y,
-        flux=flux,
-        r_eff_arcsec=10.0**log_r,
-        n=n_sersic,
+        flux=cat["flux_jy"],
+        r_eff_arcsec=cat["r_eff_arcsec"],
+        n=cat["n_sersic"],
         q=q,
         theta_rad=theta,
         truncate_r_eff=cfg["truncate_r_eff"],
