@@ -27,6 +27,10 @@ L1 (tests/test_projection.py), and with yt's off-axis SPH projection to ~0.2 % (
 
 Smoothing lengths (:func:`neighbour_support_radius`): H = distance to the N-th nearest neighbour in 3-D, so
 the support sphere holds N other particles (the usual SPH definition, e.g. Springel 2010, §3).
+
+Speed: the per-particle loops (size classes, node CIC, the 3 × 3 deposit) are compiled
+(:mod:`.splat_kernels`), the neighbour search too (:mod:`.neighbours`); FFTs run one thread per splat
+(:mod:`.maps` runs two splats side by side).
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ import numpy as np
 import scipy.fft
 from scipy.spatial import cKDTree
 
-from darkclusters.projection.kernels import marginal_cdf, pixel_stencil, projected_kernel, variance_per_h2
+from darkclusters.projection import splat_kernels
+from darkclusters.projection.kernels import (
+    marginal_cdf_table,
+    pixel_stencil,
+    projected_kernel,
+    variance_per_h2,
+)
+from darkclusters.projection.neighbours import kth_neighbour_distance
 
 __all__ = ["H_CAP", "NODES_PER_OCTAVE", "density_support_radius", "neighbour_support_radius", "sph_splat"]
 
@@ -119,113 +130,89 @@ def _giant_deposit(
     return out.reshape(w.shape[0], n, n)
 
 
-def _separable_deposit(
-    uc: np.ndarray, vc: np.ndarray, hc: np.ndarray, w: np.ndarray, *, n: int, pad: int, kernel: str
-) -> np.ndarray:
-    """Supports below one cell: the product of the kernel's 1-D marginals integrated over the 3 × 3 cells
-    around the particle's cell (exact in mass and second moment, as sharp as the pixels allow)."""
-    out = np.zeros((w.shape[0], n * n))
-    u, v = uc + 0.5, vc + 0.5  # cell-edge coordinates: cell c spans [c, c + 1)
-    cu, cv = np.floor(u), np.floor(v)
-    keep = (cu - 1 >= -pad) & (cu + 1 < n - pad) & (cv - 1 >= -pad) & (cv + 1 < n - pad)
-    u, v, cu, cv, hc, w = u[keep], v[keep], cu[keep], cv[keep], hc[keep], w[:, keep]
-    hs = np.maximum(hc, 1e-12)
-    wx = [
-        marginal_cdf((cu + d + 1 - u) / hs, kernel) - marginal_cdf((cu + d - u) / hs, kernel)
-        for d in (-1, 0, 1)
-    ]
-    wy = [
-        marginal_cdf((cv + d + 1 - v) / hs, kernel) - marginal_cdf((cv + d - v) / hs, kernel)
-        for d in (-1, 0, 1)
-    ]
-    base = (cv.astype(np.int64) + pad) * n + cu.astype(np.int64) + pad
-    for q in range(w.shape[0]):
-        for dy, fy in zip((-1, 0, 1), wy, strict=True):
-            for dx, fx in zip((-1, 0, 1), wx, strict=True):
-                out[q] += np.bincount(base + (dy * n + dx), weights=w[q] * fx * fy, minlength=n * n)
-    return out.reshape(w.shape[0], n, n)
-
-
 def _node_deposit(
-    uc: np.ndarray,
-    vc: np.ndarray,
-    hc: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
     w: np.ndarray,
+    levels: np.ndarray,
     *,
     level: int,
+    npix: int,
     n: int,
     pad: int,
+    h_min: float,
+    h_max: float,
     kernel: str,
 ) -> np.ndarray:
-    """CIC onto two kernel nodes per particle (second moment matched, module docstring), FFT-convolved."""
-    out = np.zeros((w.shape[0], n, n))
-    i0, j0 = np.floor(uc), np.floor(vc)
-    fu, fv = uc - i0, vc - j0
-    gx, gy = i0.astype(np.int64) + pad, j0.astype(np.int64) + pad
-    keep = (gx >= 0) & (gx + 1 < n) & (gy >= 0) & (gy + 1 < n)  # others cannot reach the map
-    gx, gy, fu, fv, hc, w = gx[keep], gy[keep], fu[keep], fv[keep], hc[keep], w[:, keep]
-    if hc.size == 0:
+    """CIC onto two kernel nodes per particle (second moment matched, module docstring), FFT-convolved and
+    summed in Fourier space; (Q, n, n) cell sums of the particles of ``level`` with h_min ≤ support [cells]
+    ≤ h_max."""
+    q = w.shape[0]
+    var_max = variance_per_h2(kernel) * (h_max + 1.0) ** 2 + 1.0 / 12.0
+    supports, var = _node_table(kernel, var_max)
+    keep = int(np.searchsorted(var, var_max)) + 2  # the nodes any particle of this level can use
+    supports, var = supports[:keep], var[:keep]
+    grids = np.zeros((q, len(var), n, n))
+    used = np.zeros(len(var), dtype=np.bool_)
+    splat_kernels.node_cic(
+        x, y, h, w, levels, level, npix, pad, h_min, h_max, variance_per_h2(kernel), var, grids, used
+    )
+    out = grids[:, 0].copy()  # the delta node: CIC only
+    nodes = np.flatnonzero(used[1:]) + 1
+    if len(nodes) == 0:
         return out
-    var_kernel = variance_per_h2(kernel) * hc**2 + 1.0 / 12.0
-    target = var_kernel - 0.5 * (fu * (1 - fu) + fv * (1 - fv)) - (1.0 - 4.0**-level) / 3.0
-    supports, var = _node_table(kernel, float(target.max()))
-    a = np.clip(np.searchsorted(var, target, side="right") - 1, 0, len(var) - 2)
-    t = np.clip((target - var[a]) / (var[a + 1] - var[a]), 0.0, 1.0)
-    used = np.unique(np.concatenate([a, a + 1]))
-    base = (np.searchsorted(used, a) * n + gy) * n + gx
-    size = len(used) * n * n
-    # the 8 (node, CIC corner) shares of every particle, in one bincount per weight row
-    offsets = np.array([0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1])
-    cells = (base[None, :] + offsets[:, None]).ravel()
-    cu, cv = np.stack([1 - fu, fu]), np.stack([1 - fv, fv])
-    share = (np.stack([1 - t, t])[:, None, None, :] * cv[None, :, None, :] * cu[None, None, :, :]).reshape(
-        8, -1
-    )
-    grids = np.stack(
-        [np.bincount(cells, weights=(share * w[q]).ravel(), minlength=size)[:size] for q in range(w.shape[0])]
-    )
-    grids = grids.reshape(w.shape[0], len(used), n, n)
-    m = scipy.fft.next_fast_len(n + int(np.floor(supports[used[-1]] + 0.5)) + 1, real=True)
+    m = scipy.fft.next_fast_len(n + int(np.floor(supports[nodes[-1]] + 0.5)) + 1, real=True)
     acc = None
-    for j, node in enumerate(used):
-        g = grids[:, j]
-        if node == 0:
-            out += g  # the delta node: CIC only
-        elif np.any(g):
-            term = scipy.fft.rfft2(g, s=(m, m), workers=-1) * _stencil_fft(kernel, float(supports[node]), m)
-            acc = term if acc is None else acc + term
-    if acc is not None:
-        out += scipy.fft.irfft2(acc, s=(m, m), workers=-1)[:, :n, :n]
+    for node in nodes:
+        term = scipy.fft.rfft2(grids[:, node], s=(m, m), workers=1) * _stencil_fft(
+            kernel, float(supports[node]), m
+        )
+        acc = term if acc is None else acc + term
+    out += scipy.fft.irfft2(acc, s=(m, m), workers=1)[:, :n, :n]
     return out
 
 
 def _deposit_level(
-    u: np.ndarray, v: np.ndarray, h: np.ndarray, w: np.ndarray, level: int, npix: int, last: bool, kernel: str
+    x: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
+    w: np.ndarray,
+    levels: np.ndarray,
+    level: int,
+    npix: int,
+    last: bool,
+    kernel: str,
 ) -> tuple[np.ndarray, int]:
-    """Deposit one size class on the level grid; returns ((Q, n, n) cell sums, P) for cells [−P, n − P)."""
+    """Deposit one size class on the level grid; returns ((Q, n, n) cell sums, P) for cells [−P, n − P).
+
+    x, y: pixels from the map centre, h: support [pixels], levels: :func:`.splat_kernels.level_of` (the
+    particles of other levels are skipped; on the last level, those that cannot reach the map are marked −1
+    here)."""
     scale = 2**level
-    uc, vc, hc = u / scale - 0.5, v / scale - 0.5, h / scale  # cell-centre coordinates, support [cells]
     pad = int(np.ceil(H_CAP)) + 2
+    h_min = 1.0 if level == 0 else 0.0  # smaller supports: the separable 3 × 3 deposit
+    h_max = H_CAP if not last else _H_GIANT
     giant = None
-    if last and hc.size:
+    if last:
         # the coarsest level holds every larger support: keep what can reach the map, pad for the largest
+        sel = np.flatnonzero(levels == level)
+        uc, vc, hc = (x[sel] + npix / 2.0) / scale - 0.5, (y[sel] + npix / 2.0) / scale - 0.5, h[sel] / scale
         du = np.maximum(np.maximum(-(uc + 0.5), uc + 0.5 - npix / scale), 0.0)
         dv = np.maximum(np.maximum(-(vc + 0.5), vc + 0.5 - npix / scale), 0.0)
         reach = np.maximum(du, dv) < hc + 2.0
+        levels[sel[~reach]] = -1
         big = reach & (hc > _H_GIANT)
-        giant = (uc[big], vc[big], hc[big], w[:, big])
-        reach &= ~big
-        uc, vc, hc, w = uc[reach], vc[reach], hc[reach], w[:, reach]
-        pad = max(pad, int(np.ceil(hc.max(initial=0.0))) + 2)
+        giant = (uc[big], vc[big], hc[big], w[:, sel[big]])
+        pad = max(pad, int(np.ceil(hc[reach & ~big].max(initial=0.0))) + 2)
     n = -(-npix // scale) + 2 * pad
-    out = np.zeros((w.shape[0], n, n))
+    out = _node_deposit(
+        x, y, h, w, levels, level=level, npix=npix, n=n, pad=pad, h_min=h_min, h_max=h_max, kernel=kernel
+    )
     if giant is not None and giant[0].size:
         out += _giant_deposit(*giant, n=n, pad=pad, kernel=kernel)
-    small = hc < 1.0 if level == 0 else np.zeros(hc.shape, dtype=bool)
-    if np.any(small):
-        out += _separable_deposit(uc[small], vc[small], hc[small], w[:, small], n=n, pad=pad, kernel=kernel)
-    rest = ~small
-    out += _node_deposit(uc[rest], vc[rest], hc[rest], w[:, rest], level=level, n=n, pad=pad, kernel=kernel)
+    if level == 0:
+        splat_kernels.separable_cic(x, y, h, w, levels, npix, pad, 1.0, marginal_cdf_table(kernel), out)
     return out, pad
 
 
@@ -258,18 +245,14 @@ def sph_splat(
                          f"{len(h)}, {w.shape[1]}")  # fmt: skip
     if np.any(~np.isfinite(h) | (h < 0)):
         raise ValueError("support_pix must be finite and >= 0")
-    reach = np.maximum(np.abs(x), np.abs(y)) < npix / 2.0 + h + 1.0  # the others cannot touch the map
-    x, y, h, w = x[reach], y[reach], h[reach], w[:, reach]
+    w = np.ascontiguousarray(w)
     n_levels = max(1, int(np.floor(np.log2(max(npix, 4) / 4.0))) + 1)
-    with np.errstate(divide="ignore"):
-        level = np.clip(np.ceil(np.log2(h / H_CAP)), 0, n_levels - 1).astype(np.int8)
-    order = np.argsort(level, kind="stable")  # radix sort: particles grouped by level, in input order
-    bounds = np.searchsorted(level[order], np.arange(n_levels + 1))
-    u, v = x + npix / 2.0, y + npix / 2.0
+    levels, counts = splat_kernels.level_of(x, y, h, npix / 2.0, H_CAP, n_levels)
     acc, acc_pad = None, 0
     for lev in range(n_levels - 1, -1, -1):
-        sel = order[bounds[lev] : bounds[lev + 1]]
-        grid, pad = _deposit_level(u[sel], v[sel], h[sel], w[:, sel], lev, npix, lev == n_levels - 1, kernel)
+        if counts[lev] == 0 and acc is None and lev > 0:
+            continue  # nothing on this coarse level yet
+        grid, pad = _deposit_level(x, y, h, w, levels, lev, npix, lev == n_levels - 1, kernel)
         if acc is not None:
             fine = _prolong(acc)
             start = 2 * acc_pad - pad  # fine cell −pad sits at index 2·acc_pad − pad of the prolonged grid
@@ -286,7 +269,8 @@ def neighbour_support_radius(
 
     pos_kpc: (N, 3) particles the neighbours are counted among. query_kpc: (M, 3) where H is wanted (default:
     the same particles, which are then not their own neighbour). With fewer particles than needed, the
-    farthest available one is used. Returns (M,) float64. cKDTree, queried in chunks over all cores.
+    farthest available one is used. Returns (M,) float64. Among the particles themselves: the compiled
+    Morton-grid search of :mod:`.neighbours`; other query points: cKDTree, in chunks over all cores.
     """
     if n_neighbours < 1:
         raise ValueError(f"n_neighbours={n_neighbours} must be >= 1")
@@ -298,15 +282,14 @@ def neighbour_support_radius(
         return np.zeros(0)
     if available < 1:
         raise ValueError(f"need at least {2 if same else 1} particles to measure a neighbour distance")
-    k = min(n_neighbours, available) + (1 if same else 0)
-    tree = cKDTree(pos, leafsize=16, balanced_tree=True, compact_nodes=True)  # slower build, faster queries
-    # query in the tree's leaf order: neighbouring queries walk the same nodes (≈ 2× faster than file order)
-    order = tree.indices if same else np.arange(len(query))
+    if same:
+        return kth_neighbour_distance(pos, min(n_neighbours, available))
+    k = min(n_neighbours, available)
+    tree = cKDTree(pos, leafsize=16, balanced_tree=False, compact_nodes=True)
     out = np.empty(len(query))
     for start in range(0, len(query), _QUERY_CHUNK):
-        chunk = order[start : start + _QUERY_CHUNK]
-        d, _ = tree.query(query[chunk], k=[k], workers=-1)
-        out[chunk] = d[:, 0]
+        d, _ = tree.query(query[start : start + _QUERY_CHUNK], k=[k], workers=-1)
+        out[start : start + _QUERY_CHUNK] = d[:, 0]
     return out
 
 

@@ -19,7 +19,15 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["KERNELS", "kernel_3d", "marginal_cdf", "pixel_stencil", "projected_kernel", "variance_per_h2"]
+__all__ = [
+    "KERNELS",
+    "kernel_3d",
+    "marginal_cdf",
+    "marginal_cdf_table",
+    "pixel_stencil",
+    "projected_kernel",
+    "variance_per_h2",
+]
 
 KERNELS = ("wendland_c2", "cubic_spline")
 _N_TABLE = 2049  # points of the projected-kernel table on q ∈ [0, 1]
@@ -83,6 +91,14 @@ def marginal_cdf(x_over_h: np.ndarray, kernel: str) -> np.ndarray:
     _check_kernel(kernel)
     grid, cdf = _marginal_table(kernel)
     return np.interp(np.asarray(x_over_h, dtype=np.float64), grid, cdf, left=0.0, right=1.0)
+
+
+def marginal_cdf_table(kernel: str) -> np.ndarray:
+    """G on the uniform grid x/H = −1, …, 1 (:func:`marginal_cdf` interpolates it linearly), read-only."""
+    _check_kernel(kernel)
+    cdf = _marginal_table(kernel)[1]
+    cdf.flags.writeable = False
+    return cdf
 
 
 @cache

@@ -40,10 +40,11 @@ import numpy as np
 
 from darkclusters.cosmology import flat_lcdm
 from darkclusters.io import atomic_path, provenance, write_hdf5_attrs
-from darkclusters.projection import thermal
+from darkclusters.projection import splat_kernels, thermal
 from darkclusters.projection.deposit import density_support_radius, neighbour_support_radius, sph_splat
 from darkclusters.projection.geometry import ARCSEC_PER_RAD, kpc_per_arcsec, rotation_to_z
 from darkclusters.projection.knn import build_tree, knn_surface_density
+from darkclusters.projection.neighbours import morton_order
 from darkclusters.projection.settings import (
     FieldOfView,
     check_projection_config,
@@ -152,13 +153,22 @@ def _prepare(particles: ParticleSet, cfg: Mapping[str, Any]) -> _Prepared:
     species = particles.species()
     zeros = {name: np.zeros(len(s)) for name, s in species.items()}
     supports = _supports(particles, cfg) if cfg["method"] == "sph" else None
+    # sph: each species in 3-D Morton order, so that its particles are close on the sky in every view and
+    # the splat's scattered additions hit nearby grid cells (≈ 20 % faster at 1e7 particles); sums over
+    # particles then run in another order (rounding only). kNN keeps the file order (its trees sort anyway).
+    order, start = [], 0
+    for s in species.values():
+        sort = supports is not None and len(s) > 1
+        order.append(start + (morton_order(s.pos_kpc) if sort else np.arange(len(s))))
+        start += len(s)
+    order = np.concatenate(order) if order else np.zeros(0, dtype=np.int64)
     return _Prepared(
-        pos=np.concatenate([s.pos_kpc for s in species.values()]),
-        row=np.concatenate([np.full(len(s), _SPECIES_ROW[name]) for name, s in species.items()]),
-        mass=np.concatenate([s.mass_msun for s in species.values()]),
-        gas_tsz=np.concatenate([tsz if name == "gas" else zeros[name] for name in species]),
-        gas_xray=np.concatenate([xray if name == "gas" else zeros[name] for name in species]),
-        support_kpc=None if supports is None else np.concatenate([supports[name] for name in species]),
+        pos=np.concatenate([s.pos_kpc for s in species.values()])[order],
+        row=np.concatenate([np.full(len(s), _SPECIES_ROW[name]) for name, s in species.items()])[order],
+        mass=np.concatenate([s.mass_msun for s in species.values()])[order],
+        gas_tsz=np.concatenate([tsz if name == "gas" else zeros[name] for name in species])[order],
+        gas_xray=np.concatenate([xray if name == "gas" else zeros[name] for name in species])[order],
+        support_kpc=None if supports is None else np.concatenate([supports[name] for name in species])[order],
     )
 
 
@@ -229,7 +239,7 @@ def _sph_view(prep: _Prepared, xy: np.ndarray, fovs: list[FieldOfView], cfg: Map
 def _sky_xy(pos: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Sky (x, y) [kpc] of positions (N, 3) for a view: the first two rows of :func:`.geometry.rotation_to_z`
     (the same frame as :func:`.geometry.sky_coordinates`, without computing the depth)."""
-    return np.einsum("ij,nj->ni", rotation_to_z(direction)[:2], pos)  # einsum: ~5× faster than matmul here
+    return splat_kernels.rotate_xy(np.ascontiguousarray(pos, dtype=np.float64), rotation_to_z(direction)[:2])
 
 
 def _stellar_ngp(xy: np.ndarray, mass: np.ndarray, fov: FieldOfView) -> np.ndarray:
