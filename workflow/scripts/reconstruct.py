@@ -3,6 +3,7 @@ from darkclusters.reconstruct import inputs_from_path, reconstruct_cluster_file
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
+tuning = snakemake.input.get("tuning")  # absent (an empty list) for P or with tuning disabled
 reconstruct_cluster_file(
     model_pt=snakemake.input.model,
     observations_path=snakemake.input.observations,
@@ -12,4 +13,5 @@ reconstruct_cluster_file(
     weak_regime=p.reconstruction["weak_regime"],
     recon_cfg=p.reconstruction,
     seed=p.seed,
+    tuning_path=str(tuning) if tuning else None,
 )
