@@ -1,8 +1,9 @@
-"""The workflow through a real SLURM controller: the default DAG on tiny data, and a GPU job, via sbatch.
+"""The workflow through a real SLURM controller: the default DAG on tiny data, a GPU job and a two-GPU
+training job (torchrun), via sbatch.
 
 Needs ``sbatch`` (tests/conftest.py skips otherwise) and either a running controller (e.g. one started by
 ``tests/slurm/start_slurm.sh`` in CI) or root, in which case the session fixture starts the one-node test
-cluster itself and stops it, by pid, at the end. Run with ``pytest -m slurm``; 1-2.5 min on 2 cores.
+cluster itself and stops it, by pid, at the end. Run with ``pytest -m slurm``; about 3.5 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
+
+from darkclusters.diffusion.data import write_shard
+from darkclusters.diffusion.normalise import Normalisation
+from darkclusters.diffusion.train import train_prior
 
 from .conftest import ROOT, TINY_SYNTHETIC
 
@@ -159,3 +166,65 @@ def test_gpu_job_gets_a_gpu_from_slurm(tmp_path: Path, slurm_cluster: None) -> N
     assert info["JobState"] == "COMPLETED", info
     assert info["Partition"] == "gpu", info
     assert "gpu:1" in info.get("TresPerJob", ""), info
+
+
+TINY_TRAINING = {
+    "network": {"backbone": "ddpmpp", "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
+                "attn_resolutions": [8], "dropout": 0.0},
+    "batch_size": 4, "lr": 2e-3, "lr_warmup_images": 0, "total_steps": 3, "checkpoint_every_steps": 3,
+    "log_every_steps": 1, "grid_images": 0,
+}  # fmt: skip
+
+
+def write_tiny_shards(folder: Path) -> None:
+    """train.h5 (8 images) and val.h5 (2) of one Σ channel and two photometry channels, 16² pixels."""
+    rng = np.random.default_rng(3)
+    target = rng.lognormal(20.0, 1.0, size=(10, 1, 16, 16))
+    cond = rng.lognormal(-18.0, 1.0, size=(10, 2, 16, 16))
+    channels = ["sigma_total", "F606W", "F814W"]
+    norm = Normalisation.fit(np.concatenate([target[:8], cond[:8]], axis=1), channels)
+    for split, rows in (("train", slice(0, 8)), ("val", slice(8, 10))):
+        n = len(target[rows])
+        write_shard(
+            folder / f"{split}.h5",
+            target=target[rows],
+            condition=cond[rows],
+            target_channels=channels[:1],
+            condition_channels=channels[1:],
+            target_units="Msun kpc^-2",
+            condition_units=["Jy", "Jy"],
+            cluster_id=[f"c{i // 2}" for i in range(n)],
+            view=[i % 2 for i in range(n)],
+            normalisation=norm,
+        )
+
+
+def test_two_gpu_training_job_runs_torchrun_under_slurm(tmp_path: Path, slurm_cluster: None) -> None:
+    """A job asking for 2 GPUs gets both from SLURM; the train_prior adapter launches torchrun with 2 ranks,
+    and the model equals the one trained in one process."""
+    dataset = tmp_path / "results" / "datasets" / "tiny"
+    dataset.mkdir(parents=True)
+    write_tiny_shards(dataset)
+    configfile = tmp_path / "training.yaml"
+    configfile.write_text(yaml.safe_dump({"training": TINY_TRAINING}))
+    log = run_snakemake(
+        ["results/models/tiny/prior/model.pt", "--snakefile", str(SLURM_DIR / "Snakefile"),
+         "--configfile", str(configfile)],
+        tmp_path,
+        timeout_s=240,
+    )  # fmt: skip
+    jobs = submitted_jobs(log)
+    assert len(jobs) == 1, log[-4000:]
+    (job_id,) = jobs
+    info = scontrol_job(job_id)
+    assert info["JobState"] == "COMPLETED", info
+    assert info["Partition"] == "gpu", info
+    assert "gpu:2" in info.get("TresPerJob", ""), info
+    job_log = (tmp_path / "logs" / "ddp_train.log").read_text()
+    assert "launching 2 ranks" in job_log, job_log[-3000:]
+    assert "parameters, 2 ranks" in job_log, job_log[-3000:]
+    single = train_prior(dataset, tmp_path / "single", train_cfg=TINY_TRAINING, seed=11, device="cpu")
+    a = torch.load(single, weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "results/models/tiny/prior/model.pt", weights_only=True)["state_dict"]
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-6, msg=key)

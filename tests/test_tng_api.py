@@ -203,12 +203,17 @@ def test_interrupted_download_resumes_to_the_right_checksum(
 
 
 def test_dropped_connection_is_retried_within_one_call(
-    fake_api: FakeApi, cutout_bytes: bytes, tmp_path: Path
+    fake_api: FakeApi, cutout_bytes: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     fake_api.drop_after_bytes, fake_api.drops = 5000, 2
     out = download(fake_api, tmp_path / "halo_0.hdf5", max_attempts=3)
     assert out.read_bytes() == cutout_bytes
     assert [r["range"] for r in fake_api.requests] == [None, "bytes=5000-", "bytes=10000-"]
+    assert "resuming from byte 5000" in caplog.text
+    # the accepted key is in no log record (retries included) and in no file the client wrote
+    assert KEY not in caplog.text
+    assert all(KEY.encode() not in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
 
 
 def test_server_that_ignores_range_restarts_the_file(

@@ -1,11 +1,10 @@
 """Normalisation, dataset shards, augmentation and the training loop: exact inverse, statistics from the
-training split only, aligned augmentation, bit-identical resume after a kill, DDP equal to one process,
-clear errors for corrupt or mismatched checkpoints, and a ``model.pt`` that loads with weights_only=True."""
+training split only, aligned augmentation, bit-identical resume after a kill, DDP under torchrun equal to one
+process, clear errors for corrupt or mismatched checkpoints, and a ``model.pt`` that loads with
+weights_only=True."""
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from darkclusters.diffusion.data import (
     ShardDataset,
@@ -24,6 +22,7 @@ from darkclusters.diffusion.data import (
     write_shard,
 )
 from darkclusters.diffusion.edm import EDMPrecond
+from darkclusters.diffusion.launch import launch_training
 from darkclusters.diffusion.normalise import PAPER_CONSTANTS, Normalisation, paper_normalisation
 from darkclusters.diffusion.regression import load_unet_baseline, train_unet_baseline
 from darkclusters.diffusion.train import CheckpointError, load_denoiser, load_model_info, train_prior
@@ -269,35 +268,47 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str, cfg: dict[str, Any]) -> None:
-    os.environ.update(
-        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank)}
-    )
-    os.environ["WORLD_SIZE"] = str(world)
-    torch.set_num_threads(1)
-    train_prior(shards, out, train_cfg=cfg, seed=11, device="cpu")
-
-
-def test_ddp_with_two_processes_matches_one_process(shards: Path, tmp_path: Path) -> None:
+def test_torchrun_with_two_processes_matches_one_process(shards: Path, tmp_path: Path) -> None:
+    """The multi-GPU path of the train_prior rule: the real torchrun (2 CPU ranks, gloo) through the module
+    entry point equals training in this process, within float tolerance."""
     cfg = {**TINY_CFG, "network": {**TINY_CFG["network"], "dropout": 0.0}, "grad_accum_steps": 1}
     cfg.update(total_steps=3, checkpoint_every_steps=3, grid_images=0)
-    single = train_prior(shards, tmp_path / "single", train_cfg=cfg, seed=11, device="cpu")
-    mp.spawn(
-        _ddp_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), cfg), nprocs=2, join=True
+    single = launch_training(
+        "prior", shards, tmp_path / "single", train_cfg=cfg, seed=11, gpus=1, device="cpu"
     )
-    a, b = _state(single), _state(tmp_path / "ddp" / "model.pt")
+    log = tmp_path / "torchrun.log"
+    with log.open("w") as out:
+        ddp = launch_training(
+            "prior", shards, tmp_path / "ddp", train_cfg=cfg, seed=11, gpus=2, device="cpu", output=out
+        )
+    text = log.read_text()
+    assert "rank 0 INFO" in text, text[-3000:]  # two ranks really ran, in one process group
+    assert "rank 1 INFO" in text, text[-3000:]
+    assert "parameters, 2 ranks, cpu" in text, text[-3000:]
+    a, b = _state(single), _state(ddp)
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-4, atol=1e-6, msg=key)
     la = np.loadtxt(tmp_path / "single" / "metrics.csv", delimiter=",", skiprows=1)
     lb = np.loadtxt(tmp_path / "ddp" / "metrics.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(lb, la, rtol=1e-5)  # same global batches, noise and losses
-    assert len(_state(tmp_path / "ddp" / "checkpoints" / "step_00000003.pt")["rng"]) == 2
+    assert (
+        len(_state(tmp_path / "ddp" / "checkpoints" / "step_00000003.pt")["rng"]) == 2
+    )  # one state per rank
+
+
+def test_launch_reports_bad_requests(shards: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        launch_training("vae", shards, tmp_path, train_cfg=TINY_CFG, seed=1)
+    with pytest.raises(ValueError, match="gpus"):
+        launch_training("prior", shards, tmp_path, train_cfg=TINY_CFG, seed=1, gpus=0)
+    with pytest.raises(
+        ValueError, match=r"training\.unet_baseline\.batch_size = 4 does not split over 3 GPUs"
+    ):
+        launch_training("unet", shards, tmp_path, train_cfg=TINY_CFG, seed=1, gpus=3, device="cpu")
+    with (tmp_path / "log").open("w") as out, pytest.raises(RuntimeError, match="exit status 1"):
+        launch_training("prior", tmp_path / "missing", tmp_path / "out", train_cfg=TINY_CFG, seed=1, gpus=2,
+                        device="cpu", output=out)  # fmt: skip
+    assert "missing: shard not found" in (tmp_path / "log").read_text()  # the ranks' traceback is in the log
 
 
 def test_corrupt_checkpoint_is_reported_with_its_file(trained: Path, tmp_path: Path, shards: Path) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a real single-node SLURM cluster on this machine for `pytest -m slurm` (Debian 12, root, no systemd):
-# munged, slurmctld and slurmd on localhost with partitions `cpu` (default) and `gpu` and one fake GPU
-# (gres.conf: NodeName=localhost Name=gpu File=/dev/null; a job that asks for it sees CUDA_VISIBLE_DEVICES=0).
+# munged, slurmctld and slurmd on localhost with partitions `cpu` (default) and `gpu` and two fake GPUs
+# (gres.conf: File=/dev/null and File=/dev/zero; a job that asks for one sees CUDA_VISIBLE_DEVICES=0, for two 0,1).
 #
 #   apt-get install -y --no-install-recommends slurm-wlm munge   # once
 #   tests/slurm/start_slurm.sh                                   # idempotent: a running daemon is left alone
@@ -85,7 +85,7 @@ mkdir -p "$CONF_DIR"
 conf_tmp=$(mktemp "$CONF_DIR/.slurm.conf.XXXXXX")
 cat >"$conf_tmp" <<EOF
 $MARKER
-# A one-node test cluster: $cpus CPUs, $real_memory_mb MB, one fake GPU. State in $STATE.
+# A one-node test cluster: $cpus CPUs, $real_memory_mb MB, two fake GPUs. State in $STATE.
 ClusterName=localcluster
 SlurmctldHost=localhost
 SlurmUser=slurm
@@ -110,13 +110,16 @@ MinJobAge=600
 GresTypes=gpu
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_memory_mb Gres=gpu:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_memory_mb Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP
 EOF
 chmod 0644 "$conf_tmp"
 mv -f "$conf_tmp" "$CONF_DIR/slurm.conf"
-printf '%s\nNodeName=localhost Name=gpu File=/dev/null\n' "$MARKER" >"$CONF_DIR/gres.conf"
+# Two fake GPUs (any character device works as File=; no cgroup confines them with task/none): a multi-GPU job
+# (tests/test_slurm.py, torchrun with 2 ranks) can be scheduled.
+printf '%s\nNodeName=localhost Name=gpu File=/dev/null\nNodeName=localhost Name=gpu File=/dev/zero\n' "$MARKER" \
+    >"$CONF_DIR/gres.conf"
 
 # --- daemons ---
 if alive "$STATE/slurmctld.pid" slurmctld; then

@@ -11,7 +11,7 @@ checkpoint select_clusters:
     conda:
         "../../envs/darkclusters.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # group catalogs of a whole snapshot
         runtime=30,
     params:
         sim_cfg=lookup(within=config, dpath="simulations/{sim}"),

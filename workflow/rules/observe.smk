@@ -52,7 +52,7 @@ rule quicklook_observations:
     conda:
         "../../envs/darkclusters.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=10,
     script:
         "../scripts/quicklook_observations.py"

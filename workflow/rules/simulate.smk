@@ -9,7 +9,7 @@ rule synthesize_simulation:
     conda:
         "../../envs/darkclusters.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # a retry (profile `retries`) asks for more
         runtime=60,
     params:
         sim_cfg=lookup(within=config, dpath="simulations/{sim}"),
