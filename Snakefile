@@ -5,7 +5,15 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
-configfile: "config/config.yaml"
+report: "workflow/report/workflow.rst"
+
+
+# The embedded default is loaded only when no --configfile is given: a config passed on the command line (e.g.
+# config/paper.yaml) is complete on its own (schema defaults fill the rest) and is not deep-merged over the
+# default's synthetic simulations and datasets. `--config key=value` still applies on top of either.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -15,12 +23,16 @@ include: "workflow/rules/project.smk"
 include: "workflow/rules/observe.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/evaluate_common.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:
     all,
     particles,
     observations,
+    report,
 
 
 # Named stages, so that a run can stop after one: `snakemake particles`, `snakemake observations`.
@@ -49,3 +61,4 @@ rule all:
         quicklook_observations=per_cluster("results/quicklook/observations/{sim}/{snap}/{halo}.png"),
         models=model_files(),
         posteriors=posterior_files,
+        evaluation=lambda wildcards: evaluation_targets(),

@@ -72,3 +72,34 @@ def test_simba_selection(simba_dir: Path, tiny_cfg: dict[str, Any]) -> None:
     assert set(cat["format"]) == {"simba"}
     assert cat["redshift"].iloc[0] == pytest.approx(0.49)
     assert cat["cluster_id"].str.startswith("simba_tiny-125-").all()
+
+
+def test_per_simulation_selection_overrides_the_top_level(tng_base: Path, tiny_cfg: dict[str, Any]) -> None:
+    """The paper's SIMBA set: its own cap and every cluster in the test split; other keys inherit."""
+    cfg = copy.deepcopy(tiny_cfg)
+    sim = cfg["simulations"]["tng_tiny"]
+    sim["selection"] = {"max_clusters": 2, "split_fractions": {"train": 0.0, "val": 0.0, "test": 1.0}}
+    cat = _select(cfg, "tng_tiny", tng_base)
+    assert cat.groupby("snapshot").size().max() == 2
+    assert set(cat["split"]) == {"test"}
+    assert (cat["m200c_msun"] >= cfg["selection"]["m200c_min_msun"]).all()  # inherited threshold
+    sim["selection"] = {"m200c_min_msun": 1e13}
+    assert len(_select(cfg, "tng_tiny", tng_base)) > len(_select(tiny_cfg, "tng_tiny", tng_base))
+
+
+def test_per_simulation_split_fractions_must_sum_to_one() -> None:
+    from darkclusters.config import ConfigError, validate_config
+
+    cfg = {
+        "seed": 1,
+        "simulations": {
+            "s": {
+                "format": "tng",
+                "snapshots": [84],
+                "synthetic": {},
+                "selection": {"split_fractions": {"train": 0.5, "val": 0.0, "test": 0.2}},
+            }
+        },
+    }
+    with pytest.raises(ConfigError, match=r"simulations\.s\.selection\.split_fractions"):
+        validate_config(cfg)

@@ -15,6 +15,7 @@ from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings
 from darkclusters.simulations.synthetic.universe import synthesize_simulation
 
 from .conftest import ROOT, TINY_SYNTHETIC, tiny_config
+from .test_report_render import CHROMEDRIVER, CHROMIUM, assert_renders
 
 
 def run_workflow(
@@ -99,6 +100,23 @@ def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
         assert f["mean"].shape == (2, 32, 32)
         assert f["std"].attrs["units"].startswith("Msun")
     assert (tmp_path / "results" / "quicklook" / "observations" / "tng_tiny" / "084" / "0.png").is_file()
+    tables = tmp_path / "results" / "tables"
+    methods = pd.read_csv(tables / "methods.csv", index_col=0)
+    assert {"LTM", "UNet", "P", "P+SL+WL"} <= set(methods.index)
+    assert methods.filter(like="PCC").notna().any().any()
+    assert methods.filter(like="PCC").stack().between(-1, 1).all()
+    for name in ("ablation", "redshifts", "light_traces_mass", "calibration"):
+        for ext in ("csv", "md", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    assert "tabular" in (tables / "methods.tex").read_text()
+    for name in ("posterior", "calibration", "methods", "redshifts", "tarp"):
+        assert (tmp_path / "results" / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    html = (tmp_path / "results" / "report.html").read_text()
+    assert len(html) > 10_000
+    assert "synthetic data" in html.lower()
+    if CHROMIUM and CHROMEDRIVER:
+        assert_renders(tmp_path / "results" / "report.html", tmp_path)
     leftovers = list((tmp_path / "results").rglob(".*tmp*"))
     assert leftovers == []
 

@@ -120,6 +120,11 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
     check_projection_config(config["projection"])
     for name, sim in config["simulations"].items():
         key = f"simulations.{name}"
+        own = (sim.get("selection") or {}).get("split_fractions")
+        if own is not None and abs(sum(own.values()) - 1.0) > 1e-9:
+            raise ConfigError(
+                f"config key '{key}.selection.split_fractions': fractions sum to {sum(own.values()):g}, not 1"
+            )
         ref = sim["reference_snapshot"]
         if ref is not None and ref not in sim["snapshots"]:
             raise ConfigError(f"config key '{key}.reference_snapshot': {ref} is not in {key}.snapshots")

@@ -74,6 +74,19 @@ def dataset_inputs(wildcards):
     return files
 
 
+def assembly_mem_mb(wildcards, input, attempt):
+    """Memory of assemble_dataset [MB]: it holds every image of the dataset in memory, float32, about 3 copies
+    (per-cluster arrays, the concatenated splits, the normalisation fit), so 3 × clusters × views × channels ×
+    npix² × 4 bytes, at least 4 GB; × attempt after an out-of-memory kill. Paper: ~160 GB (docs/scaling.md).
+    """
+    spec = config["datasets"][wildcards.dataset]
+    fov = {f["name"]: f for f in config["projection"]["fields_of_view"]}[spec["fov"]]
+    maps = input.maps if hasattr(input, "maps") else []  # absent while the selection checkpoint is pending
+    n_images = len(maps) * config["projection"]["n_views"]
+    channels = len(spec["target"]) + len(spec["condition"])
+    return attempt * max(4000, int(3 * n_images * channels * fov["npix"] ** 2 * 4 / 1e6))
+
+
 def model_files():
     """Every model the config asks for: results/models/{dataset}/{prior,unet}/model.pt."""
     return [
@@ -83,21 +96,28 @@ def model_files():
     ]
 
 
+def test_clusters():
+    """(sim, snap, halo) of every test-split cluster of every simulation and snapshot in the config: the paper
+    trains at one redshift of one simulation and tests at every redshift and on the other simulation."""
+    out = []
+    for sim in config["simulations"]:
+        catalog = pd.read_parquet(checkpoints.select_clusters.get(sim=sim).output.catalog)
+        test = catalog[catalog["split"] == "test"]
+        out += [
+            (sim, f"{snap:03d}", halo)
+            for snap, halo in zip(test["snapshot"].astype(int), test["halo_id"].astype(int))
+        ]
+    return out
+
+
 def posterior_files(wildcards):
     """results/posteriors/{method}/{dataset}/{sim}/{snap}/{halo}.h5 for every reconstruction method and every
-    test-split cluster of the reconstruction dataset's simulations (its snapshots only, if it names some)."""
+    test-split cluster of every simulation and snapshot (not only the reconstruction dataset's own ones)."""
     rc = config["reconstruction"]
     if rc["dataset"] not in config["datasets"]:  # no datasets configured: nothing to reconstruct
         return []
-    spec = config["datasets"][rc["dataset"]]
-    files = []
-    for sim in spec["simulations"]:
-        catalog = pd.read_parquet(checkpoints.select_clusters.get(sim=sim).output.catalog)
-        test = catalog[catalog["split"] == "test"]
-        for snap, halo in zip(test["snapshot"].astype(int), test["halo_id"].astype(int)):
-            if spec["snapshots"] is None or snap in spec["snapshots"]:
-                files += [
-                    f"results/posteriors/{m.replace('+', '-')}/{rc['dataset']}/{sim}/{snap:03d}/{halo}.h5"
-                    for m in rc["methods"]
-                ]
-    return files
+    return [
+        f"results/posteriors/{m.replace('+', '-')}/{rc['dataset']}/{sim}/{snap}/{halo}.h5"
+        for sim, snap, halo in test_clusters()
+        for m in rc["methods"]
+    ]

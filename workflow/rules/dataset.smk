@@ -1,4 +1,5 @@
-# Dataset shards per split (the unit of training) and the models trained on them (GPU jobs).
+# Dataset shards per split (the unit of training) and the models trained on them (GPU jobs; with
+# training.gpus_per_job > 1 a job runs torchrun with one DDP rank per GPU).
 
 
 rule assemble_dataset:
@@ -13,7 +14,7 @@ rule assemble_dataset:
     conda:
         "../../envs/darkclusters.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        mem_mb=assembly_mem_mb,
         runtime=120,
     params:
         spec=lookup(within=config, dpath="datasets/{dataset}"),
@@ -35,8 +36,8 @@ rule train_prior:
         "../../envs/darkclusters.yaml"
     threads: 2
     resources:
-        gpu=1,
-        mem_mb=32000,
+        gpu=lambda wildcards: config["training"]["gpus_per_job"],  # > 1: torchrun, one DDP rank per GPU
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,  # host memory; a retry after an OOM kill asks more
         runtime=2880,
     params:
         training=lookup(within=config, dpath="training"),
@@ -57,8 +58,8 @@ rule train_unet:
         "../../envs/darkclusters.yaml"
     threads: 2
     resources:
-        gpu=1,
-        mem_mb=32000,
+        gpu=lambda wildcards: config["training"]["gpus_per_job"],
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=1440,
     params:
         training=lookup(within=config, dpath="training"),

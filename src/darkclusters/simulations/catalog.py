@@ -25,7 +25,15 @@ from darkclusters.seeding import derive_seed
 from darkclusters.simulations.simba import load_caesar_halos, read_simba_header
 from darkclusters.simulations.tng import load_tng_groups, read_tng_snapshot_header
 
-__all__ = ["CATALOG_UNITS", "SPLITS", "assign_splits", "load_halo_table", "select_clusters", "write_catalog"]
+__all__ = [
+    "CATALOG_UNITS",
+    "SPLITS",
+    "assign_splits",
+    "effective_selection",
+    "load_halo_table",
+    "select_clusters",
+    "write_catalog",
+]
 
 SPLITS = ("train", "val", "test")
 CATALOG_UNITS = {
@@ -102,14 +110,21 @@ def _centres(table: pd.DataFrame, box: float) -> np.ndarray:
     return np.mod(table[["centre_x_ckpc_h", "centre_y_ckpc_h", "centre_z_ckpc_h"]].to_numpy(float), box)
 
 
+def effective_selection(sim_cfg: Mapping[str, Any], selection: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level ``selection`` block with the keys of ``sim_cfg["selection"]`` (if given) replacing it."""
+    own = {k: v for k, v in (sim_cfg.get("selection") or {}).items() if v is not None or k == "max_clusters"}
+    return {**selection, **own}
+
+
 def select_clusters(
     name: str, sim_cfg: Mapping[str, Any], base_path: str | Path, selection: Mapping[str, Any], seed: int
 ) -> pd.DataFrame:
     """The catalog of selected clusters of simulation ``name`` over all its snapshots, with splits.
 
-    sim_cfg: the simulation's validated config block; selection: the ``selection`` block; seed: master seed.
+    sim_cfg: the simulation's validated config block; selection: the ``selection`` block (the simulation's own
+    ``selection`` keys, if any, replace it: :func:`effective_selection`); seed: master seed.
     """
-    sim, sel = sim_cfg, selection
+    sim, sel = sim_cfg, effective_selection(sim_cfg, selection)
     ref_snap = int(
         sim["reference_snapshot"] if sim["reference_snapshot"] is not None else sim["snapshots"][0]
     )
@@ -159,7 +174,7 @@ def write_catalog(
 ) -> pd.DataFrame:
     """Select clusters of ``name`` and write ``results/catalog/{name}.parquet`` with units and provenance."""
     catalog = select_clusters(name, sim_cfg, base_path, selection, seed)
-    cfg = {"simulation": dict(sim_cfg), "selection": dict(selection)}
+    cfg = {"simulation": dict(sim_cfg), "selection": effective_selection(sim_cfg, selection)}
     meta = {"units": CATALOG_UNITS, **provenance(cfg=cfg, seed=seed, inputs=[str(base_path)])}
     write_parquet(catalog, out_path, metadata=meta)
     return catalog
