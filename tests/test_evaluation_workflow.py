@@ -148,3 +148,39 @@ def test_ltm_calibration_recovers_mass_to_light_and_carries_to_other_redshift(tm
         np.testing.assert_allclose(f["mean"][()], m["fovX/sigma"][:, 0], rtol=1e-6, atol=1e-3)
     with pytest.raises(ValueError, match="calibrated on"):
         predict_ltm_file(obs, cal, tmp_path / "p2.h5", fov="fovX", ltm_cfg={"band": "F606W"})
+
+
+def _conditional_files(tmp_path: Path, samples: np.ndarray, truth: np.ndarray) -> tuple[Path, Path]:
+    """A map file with the cluster attributes and a conditional-sample file (V, S, C, H, W) of one cluster."""
+    maps = tmp_path / "maps.h5"
+    with h5py.File(maps, "w") as f:
+        f.attrs.update({"format": "tng", "sim": "t", "snapshot": 84, "redshift": 0.2, "cluster_id": "t-084-0",
+                        "halo_id": 0, "m200c_msun": 3e14, "hubble_h": 0.6774})  # fmt: skip
+    out = tmp_path / "samples.h5"
+    with h5py.File(out, "w") as f:
+        f["samples"], f["truth"] = samples, truth
+        f["mean"], f["std"] = samples.mean(axis=1), samples.std(axis=1) + 1e-12
+        f.attrs["channels"] = json.dumps(["sigma:gas", "sigma:dm"])
+        f.attrs["pixel_kpc"] = 100.0
+    return out, maps
+
+
+def test_conditional_bias_and_correlation_of_exact_and_noisy_samples(tmp_path: Path) -> None:
+    """Samples equal to the truth give b = r = 1 at every scale (seed 002's definition); added white noise
+    keeps r < 1 on small scales. One truth is scored against S samples (the shapes differ)."""
+    from darkclusters.evaluation.cluster import evaluate_conditional
+
+    rng = np.random.default_rng(3)
+    truth = np.exp(rng.normal(size=(2, 2, 32, 32)))  # (V, C, H, W)
+    exact = np.repeat(truth[:, None], 3, axis=1)  # (V, S, C, H, W)
+    kw = {"method": "cond", "mass_split_msun": 2e14, "k_split_hmpc": 2.0}
+    s, m = _conditional_files(tmp_path, exact, truth)
+    scores = evaluate_conditional(samples_path=s, maps_path=m, **kw).set_index(["view", "map", "metric"])
+    for name in ("gas", "DM"):
+        assert scores.loc[(0, name, "b_small"), "value"] == pytest.approx(1.0)
+        assert scores.loc[(1, name, "r_small"), "value"] == pytest.approx(1.0)
+    noisy = exact + rng.normal(scale=1.0, size=exact.shape)
+    (tmp_path / "n").mkdir()
+    s, m = _conditional_files(tmp_path / "n", noisy, truth)
+    scores = evaluate_conditional(samples_path=s, maps_path=m, **kw).set_index(["view", "map", "metric"])
+    assert scores.loc[(0, "gas", "r_small"), "value"] < 0.9

@@ -205,12 +205,13 @@ def evaluate_conditional(
     with h5py.File(samples_path, "r") as f:
         mean, std, truth = (np.asarray(f[k], dtype=np.float64) for k in ("mean", "std", "truth"))
         samples = np.asarray(f["samples"], dtype=np.float64)  # (V, S, C, H, W)
-        channels = [str(c) for c in f.attrs["channels"]] if "channels" in f.attrs else []
+        channels = f.attrs.get("channels", [])
+        if isinstance(channels, bytes | str):  # write_hdf5_attrs stores lists as JSON text
+            channels = json.loads(channels)
+        channels = [str(c) for c in channels]
         pixel_kpc = float(f.attrs["pixel_kpc"])
     if not channels:
         channels = [f"channel{i}" for i in range(mean.shape[1])]
-    if isinstance(channels, str):  # stored as JSON by write_hdf5_attrs
-        channels = json.loads(channels)
     names = [c.split(":")[-1] for c in channels]
     names = ["DM" if n == "dm" else n for n in names]
     rows: list[dict[str, Any]] = []

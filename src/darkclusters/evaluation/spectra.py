@@ -130,9 +130,12 @@ def bias_and_correlation(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bias b(k) = √(P_gen/P_sim) and correlation r(k) = P_sim×gen/√(P_sim P_gen) (seed 002, eqs. 13–14).
 
-    generated, simulated: ``(..., H, W)`` maps on one grid (pixel side ``pixel_kpc``, physical kpc); each
-    leading index is scored on its own. Returns (k ``(n,)`` in h/Mpc, b ``(..., n)``, r ``(..., n)``).
+    generated, simulated: ``(..., H, W)`` maps on one grid (pixel side ``pixel_kpc``, physical kpc), broadcast
+    against each other (e.g. S samples ``(S, H, W)`` against one truth ``(H, W)``); each leading index is
+    scored on its own. Returns (k ``(n,)`` in h/Mpc, b ``(..., n)``, r ``(..., n)``).
     """
+    shape = np.broadcast_shapes(np.shape(generated), np.shape(simulated))
+    generated, simulated = np.broadcast_to(generated, shape), np.broadcast_to(simulated, shape)
     p_mpc = _pixel_mpc_h(pixel_kpc, h)
     k, p_gen, _ = binned_cross_spectrum(generated, generated, pixel_size=p_mpc, k_edges=k_edges)
     _, p_sim, _ = binned_cross_spectrum(simulated, simulated, pixel_size=p_mpc, k_edges=k_edges)
