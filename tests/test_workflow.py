@@ -37,6 +37,7 @@ TINY_STAGES = {
     "lensing": {"z_ref": 2.0},
     "datasets": {"tiny": {"simulations": ["tng_tiny"], "fov": "fov225", "models": ["prior", "unet"]}},
     "reconstruction": {"dataset": "tiny", "n_samples": 2, "methods": ["P", "P+SL+WL"], "conditional_steps": 3,
+                       "save_samples": True,
                        "daps": {"annealing_steps": 3, "ode_steps": 1, "langevin_steps": 2}},
     "training": {
         "network": {"backbone": "ddpmpp", "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
@@ -109,6 +110,8 @@ def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
         for ext in ("csv", "md", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, (name, ext)
     assert "tabular" in (tables / "methods.tex").read_text()
+    tarp = pd.read_csv(tables / "calibration.csv").set_index("method").filter(like="TARP").iloc[:, 0]
+    assert tarp.loc[["P+SL+WL"]].between(0, 1).all(), tarp  # pooled from the stored posterior samples
     for name in ("posterior", "calibration", "methods", "redshifts", "tarp"):
         assert (tmp_path / "results" / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (tmp_path / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"

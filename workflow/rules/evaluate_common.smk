@@ -53,6 +53,24 @@ def posterior_methods():
     return [m for m in eval_methods() if m not in BASELINES]
 
 
+def posterior_tarp_groups():
+    """[method ('+' spelling), simulation label, [[posterior, maps, observations], ...]] per method and
+    simulation, for the TARP column of the calibration table (posteriors need reconstruction.save_samples)."""
+    labels = {"tng": "TNG", "simba": "SIMBA"}
+    groups = {}
+    for m in posterior_methods():
+        for sim, snap, halo in test_clusters():
+            key = (m.replace("-", "+"), labels[config["simulations"][sim]["format"]])
+            groups.setdefault(key, []).append(
+                [
+                    f"results/posteriors/{m}/{recon_dataset()}/{sim}/{snap}/{halo}.h5",
+                    f"results/maps/{sim}/{snap}/{halo}.h5",
+                    f"results/observations/{sim}/{snap}/{halo}.h5",
+                ]
+            )
+    return [[method, label, triples] for (method, label), triples in groups.items()]
+
+
 def conditional_files(kind):
     ds = conditional_dataset()
     if ds is None:

@@ -135,6 +135,8 @@ rule table_calibration:
     params:
         name="calibration",
         tables=lambda wildcards: table_config(config),
+        posterior_groups=lambda wildcards: posterior_tarp_groups(),
+        fov=lookup(within=config, dpath="reconstruction/fov"),
         seed=lambda wildcards: derive_seed(config["seed"], "tarp", config["evaluation"]["tarp_seed_offset"]),
     script:
         "../scripts/make_table.py"
@@ -234,6 +236,8 @@ rule figure_tarp:
     params:
         figure="tarp",
         methods=lambda wildcards: posterior_methods(),
+        posterior_groups=lambda wildcards: posterior_tarp_groups(),
+        fov=lookup(within=config, dpath="reconstruction/fov"),
         conditional=lambda wildcards: conditional_dataset(),
         seed=lambda wildcards: derive_seed(config["seed"], "tarp", config["evaluation"]["tarp_seed_offset"]),
         evaluation=lookup(within=config, dpath="evaluation"),

@@ -10,4 +10,6 @@ write_named_table(
     outputs=snakemake.output,
     tables=p.tables,
     seed=p.seed,
+    posterior_groups=p.get("posterior_groups"),
+    fov=p.get("fov"),
 )

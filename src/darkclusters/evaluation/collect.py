@@ -26,7 +26,15 @@ from darkclusters.evaluation.tables import (
     table_redshifts,
 )
 
-__all__ = ["TABLES", "build_named_table", "load_scores", "tarp_from_files", "tarp_rows"]
+__all__ = [
+    "TABLES",
+    "build_named_table",
+    "load_scores",
+    "posterior_tarp_curves",
+    "posterior_tarp_rows",
+    "tarp_from_files",
+    "tarp_rows",
+]
 
 TABLES = ("methods", "ablation", "redshifts", "light_traces_mass", "bias_correlation", "calibration")
 
@@ -71,6 +79,55 @@ def tarp_from_files(
     if log_transform:
         samples, theta = np.log10(np.maximum(samples, 1.0)), np.log10(np.maximum(theta, 1.0))
     return tarp_coverage(samples, theta, references="prior", seed=seed, num_alpha_bins=10)
+
+
+def _posterior_samples(
+    posterior: str | os.PathLike, maps: str | os.PathLike, obs: str | os.PathLike, fov: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """((S, V, D) Σ samples, (V, D) truth Σ) of a posterior file saved with ``save_samples`` and its cluster's
+    truth (Σ total of ``fov``); None without ``/samples``."""
+    from darkclusters.datasets import read_channels
+
+    with h5py.File(posterior, "r") as f:
+        if "samples" not in f:
+            return None
+        s = np.asarray(f["samples"], dtype=np.float64)  # (V, S, H, W)
+    t = read_channels(["sigma:total"], maps_path=maps, obs_path=obs, fov=fov)[0][:, 0].astype(np.float64)
+    if t.shape[0] != s.shape[0] or t.shape[1:] != s.shape[2:]:
+        raise ValueError(f"{posterior}: samples {s.shape} do not match the truth {t.shape} of {maps}")
+    return np.moveaxis(s.reshape(s.shape[0], s.shape[1], -1), 1, 0), t.reshape(t.shape[0], -1)
+
+
+def posterior_tarp_curves(
+    groups: Sequence[tuple[str, str, Sequence[Sequence[str]]]], *, fov: str, seed: int
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """{(method, simulation): TARP (ECP, α)} of the posteriors: groups are (method, simulation, [(posterior,
+    maps, observations), ...]); every view of every triple of a group is pooled, as in
+    :func:`tarp_from_files` (log10 Σ, references from the prior). Groups whose files hold no samples
+    (``reconstruction.save_samples`` off) or fewer than 2 views are left out."""
+    curves = {}
+    for method, simulation, triples in groups:
+        found = [st for st in (_posterior_samples(*t, fov) for t in triples) if st is not None]
+        if not found or sum(t.shape[0] for _, t in found) < 2:
+            continue
+        n_s = min(s.shape[0] for s, _ in found)
+        samples = np.log10(np.maximum(np.concatenate([s[:n_s] for s, _ in found], axis=1), 1.0))
+        theta = np.log10(np.maximum(np.concatenate([t for _, t in found], axis=0), 1.0))
+        curves[method, simulation] = tarp_coverage(
+            samples, theta, references="prior", seed=seed, num_alpha_bins=10
+        )
+    return curves
+
+
+def posterior_tarp_rows(
+    groups: Sequence[tuple[str, str, Sequence[Sequence[str]]]], *, fov: str, seed: int
+) -> pd.DataFrame:
+    """Rows (method, simulation, metric="tarp_max_dev", value) of :func:`posterior_tarp_curves`."""
+    rows = [
+        {"method": m, "simulation": sim, "metric": "tarp_max_dev", "value": tarp_max_deviation(ecp, alpha)}
+        for (m, sim), (ecp, alpha) in posterior_tarp_curves(groups, fov=fov, seed=seed).items()
+    ]
+    return pd.DataFrame(rows, columns=["method", "simulation", "metric", "value"])
 
 
 def tarp_rows(paths: Sequence[str | os.PathLike], *, method: str, simulation: str, seed: int) -> pd.DataFrame:
@@ -165,21 +222,31 @@ def write_named_table(
     outputs: Any,
     tables: Mapping[str, Any],
     seed: int,
+    posterior_groups: Sequence[tuple[str, str, Sequence[Sequence[str]]]] | None = None,
+    fov: str | None = None,
 ) -> None:
     """Build the table ``name`` from score files and write ``outputs.csv`` (+ .md, .tex beside it).
 
-    samples: conditional sample files, whose pooled TARP score joins the calibration table. tables: the
-    :func:`table_config` dict. seed: the TARP reference seed.
+    samples: conditional sample files, whose pooled TARP score joins the calibration table. posterior_groups:
+    (method, simulation, [(posterior, maps, observations), ...]) whose pooled TARP scores (posteriors saved
+    with samples, truth Σ of field of view ``fov``) join it too. tables: the :func:`table_config` dict.
+    seed: the TARP reference seed.
     """
     from darkclusters.evaluation.tables import write_table
 
     df = load_scores(scores)
     extra = None
-    if name == "calibration" and samples:
-        cond = df[df["method"].str.endswith(" prior")]
-        label = str(cond["method"].iloc[0]) if not cond.empty else "conditional prior"
-        sim = str(cond["simulation"].iloc[0]) if not cond.empty else "TNG"
-        extra = tarp_rows(samples, method=label, simulation=sim, seed=seed)
+    if name == "calibration":
+        parts = []
+        if samples:
+            cond = df[df["method"].str.endswith(" prior")]
+            label = str(cond["method"].iloc[0]) if not cond.empty else "conditional prior"
+            sim = str(cond["simulation"].iloc[0]) if not cond.empty else "TNG"
+            parts.append(tarp_rows(samples, method=label, simulation=sim, seed=seed))
+        if posterior_groups and fov is not None:
+            parts.append(posterior_tarp_rows(posterior_groups, fov=fov, seed=seed))
+        parts = [p for p in parts if not p.empty]
+        extra = pd.concat(parts, ignore_index=True) if parts else None
     table = build_named_table(
         name, df, methods=tables["methods"], train_snapshots=tables.get("train_snapshots"), extra_rows=extra
     )

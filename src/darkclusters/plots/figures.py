@@ -280,7 +280,7 @@ def make_named_figure(
 ) -> None:
     """Dispatch of the figure rules: ``name`` is posterior, methods, calibration, redshifts, tarp or spectra;
     inputs/params: the rule's named inputs and params (see ``workflow/rules/report.smk``)."""
-    from darkclusters.evaluation.collect import load_scores, tarp_from_files
+    from darkclusters.evaluation.collect import load_scores, posterior_tarp_curves, tarp_from_files
 
     ev = params.get("evaluation", {})
     dpi = int(ev.get("figure_dpi", 110)) if isinstance(ev, Mapping) else 110
@@ -335,12 +335,10 @@ def make_named_figure(
             res = tarp_from_files(samples, seed=seed)
             if res is not None:
                 curves[f"{params.get('conditional')} prior"] = res
-        posts = [str(p) for p in inputs.get("posteriors", [])]  # type: ignore[union-attr]
-        for m in methods:
-            mine = [p for p in posts if f"/posteriors/{m}/" in p]
-            res = tarp_from_files(mine, seed=seed) if mine else None
-            if res is not None:
-                curves[_display(m)] = res
+        groups = params.get("posterior_groups") or []
+        found = posterior_tarp_curves(groups, fov=str(params.get("fov")), seed=seed) if groups else {}
+        for (m, sim), res in found.items():
+            curves[f"{m} ({sim})"] = res
         figure_tarp(curves, png, pdf, dpi=dpi)
     elif name == "spectra":
         figure_spectra([str(p) for p in inputs["samples"]], png, pdf, dpi=dpi)  # type: ignore[union-attr]
