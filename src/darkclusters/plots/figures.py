@@ -112,7 +112,9 @@ def figure_posterior(
         z = np.where(std > 0, (mean - truth) / std, np.nan)
     im = axes[4].imshow(z, origin="lower", extent=[-half, half, -half, half], cmap="RdBu_r", vmin=-3, vmax=3)
     axes[4].set_title("ε = (mean − truth)/std", fontsize=8)
-    plt.colorbar(im, ax=axes[4], fraction=0.046, pad=0.02)
+    axes[4].tick_params(labelsize=6)
+    plt.colorbar(im, ax=axes[4], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    fig.subplots_adjust(wspace=0.35)
     fig.suptitle(
         f"{Path(maps_path).parent.parent.name} snapshot {Path(maps_path).parent.name} halo "
         f"{Path(maps_path).stem}, view {view} ({SYNTHETIC_NOTE})",
