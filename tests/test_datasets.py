@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from darkclusters.datasets import assemble_dataset, read_channels
-from darkclusters.diffusion.data import read_normalisation
+from darkclusters.diffusion.data import ShardWriter, read_normalisation
+from darkclusters.diffusion.normalise import Normalisation
 
 SPLIT_OF = {0: "train", 1: "train", 2: "val", 3: "test"}
 
@@ -96,3 +97,54 @@ def test_unknown_channel_is_named(results: Path) -> None:
         read_channels(["kappa"], fov="fov225", **kw)
     with pytest.raises(KeyError, match="no field of view 'fov450'"):
         read_channels(["sigma:total"], fov="fov450", **kw)
+
+
+def test_failed_assembly_leaves_no_shard(results: Path, tmp_path: Path) -> None:
+    """A bad cluster met late (NaN in the test cluster's Σ) aborts the whole dataset: no split file, no
+    temporary file, although the training and validation images were already written."""
+    with h5py.File(results / "maps/sim/084/3.h5", "a") as f:
+        f["fov225/sigma"][0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        assemble_dataset(
+            name="d",
+            spec=SPEC,
+            catalog_paths={"sim": tmp_path / "sim.parquet"},
+            out_dir=tmp_path / "d",
+            results_dir=results,
+        )
+    assert not (tmp_path / "d").exists() or list((tmp_path / "d").iterdir()) == []
+
+
+def test_shard_writer_checks_blocks_and_completion(tmp_path: Path) -> None:
+    norm = Normalisation(channels=("t", "c"), offset=(1.0, 1.0), shift=(0.0, 0.0), scale=(1.0, 1.0))
+    kw = {"n_images": 3, "image_shape": (4, 4), "target_channels": ["t"], "condition_channels": ["c"]}
+    kw |= {"target_units": "u", "condition_units": "v"}
+    block = np.ones((2, 1, 4, 4))
+
+    def write(name: str, blocks: list[np.ndarray], finish: bool) -> None:
+        with ShardWriter(tmp_path / name, **kw) as w:
+            for b in blocks:
+                w.append(b, b, ["x"] * len(b), list(range(len(b))))
+            if finish:
+                w.finish(norm)
+
+    with pytest.raises(RuntimeError, match="before finish"):
+        write("a.h5", [block], finish=False)
+    with pytest.raises(ValueError, match="1 of the announced 3"):
+        write("b.h5", [block[:1]], finish=True)
+    with pytest.raises(ValueError, match=r"target block \(2, 1, 4, 5\)"):
+        write("c.h5", [np.ones((2, 1, 4, 5))], finish=True)
+    with pytest.raises(ValueError, match="more than the announced 3"):
+        write("d.h5", [block, block], finish=True)
+    assert list(tmp_path.iterdir()) == []  # no file, complete-looking or temporary, after any failure
+    with ShardWriter(tmp_path / "e.h5", **kw) as w:  # two blocks, read back before finish, then complete
+        w.append(block, 2 * block, ["x", "x"], [0, 1])
+        w.append(3 * block[:1], 4 * block[:1], ["y"], [0])
+        np.testing.assert_array_equal(w.target[:, 0, 0, 0], [1, 1, 3])
+        w.finish(norm, {"split": "train"})
+    with h5py.File(tmp_path / "e.h5") as f:
+        np.testing.assert_array_equal(f["condition"][:, 0, 0, 0], [2, 2, 4])
+        assert list(f["cluster_id"].asstr()[()]) == ["x", "x", "y"]
+        assert f.attrs["n_images"] == 3
+        assert f.attrs["split"] == "train"
+    assert read_normalisation(tmp_path / "e.h5") == norm

@@ -11,13 +11,14 @@ bands). Channel specs:
 Every view of every selected cluster of the dataset's snapshots becomes one sample, in the split of its
 cluster (from the catalog). The normalisation is fitted on the training split only and stored with every split
 (:mod:`darkclusters.diffusion.normalise`); shards are written by
-:func:`darkclusters.diffusion.data.write_shard`.
+:class:`darkclusters.diffusion.data.ShardWriter`, one cluster at a time (bounded memory).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from darkclusters.diffusion.data import write_shard
+from darkclusters.diffusion.data import ShardWriter
 from darkclusters.diffusion.normalise import Normalisation
 from darkclusters.io import provenance
 from darkclusters.simulations.catalog import SPLITS
@@ -101,55 +102,91 @@ def assemble_dataset(
 
     spec: the validated ``datasets.<name>`` block; catalog_paths: {sim: catalog parquet}; maps and
     observations are read from ``results_dir/{maps,observations}/{sim}/{snap:03d}/{halo}.h5``.
+
+    Streaming: the image counts come from the truth maps' shapes first, then the clusters are read one at a
+    time and appended to their split's shard (:class:`~darkclusters.diffusion.data.ShardWriter`); the
+    normalisation is fitted on the written training shard in blocks. Memory is one cluster plus the
+    normalisation's sample (256 images), whatever the number of clusters. The three files appear only when
+    all are complete.
     """
     catalogs = {sim: pd.read_parquet(path) for sim, path in catalog_paths.items()}
     clusters = dataset_clusters(catalogs, spec)
     results = Path(results_dir)
-    per_split: dict[str, dict[str, list]] = {s: {"t": [], "c": [], "id": [], "view": []} for s in SPLITS}
-    units: dict[str, list[str]] = {}
+    fov = spec["fov"]
+    paths = []
+    counts = dict.fromkeys(SPLITS, 0)
+    image_shape: tuple[int, int] | None = None
     for row in clusters.itertuples(index=False):
         rel = Path(row.sim) / f"{int(row.snapshot):03d}" / f"{int(row.halo_id)}.h5"
-        kw = {
-            "maps_path": results / "maps" / rel,
-            "obs_path": results / "observations" / rel,
-            "fov": spec["fov"],
-        }
-        target, units["target"] = read_channels(spec["target"], **kw)
-        condition, units["condition"] = read_channels(spec["condition"], **kw)
-        acc = per_split[row.split]
-        acc["t"].append(target)
-        acc["c"].append(condition)
-        acc["id"] += [f"{row.cluster_id}@{int(row.snapshot):03d}"] * len(target)
-        acc["view"] += list(range(len(target)))
-    if not per_split["train"]["t"]:
+        maps_path, obs_path = results / "maps" / rel, results / "observations" / rel
+        n_views, shape = _views_and_shape(maps_path, fov)
+        if image_shape is not None and shape != image_shape:
+            raise ValueError(f"{maps_path}: {fov} maps are {shape}, earlier clusters {image_shape}")
+        image_shape = shape
+        counts[row.split] += n_views
+        paths.append((row, maps_path, obs_path))
+    if counts["train"] == 0:
         raise ValueError(
             f"dataset {name!r}: no training clusters (splits: {clusters['split'].value_counts()})"
         )
-    train_t = np.concatenate(per_split["train"]["t"])
-    train_c = np.concatenate(per_split["train"]["c"])
     channels = list(spec["target"]) + list(spec["condition"])
-    norm = Normalisation.fit(
-        np.concatenate([train_t, train_c], axis=1), channels, offset_quantile=spec["offset_quantile"]
-    )
     attrs = provenance(cfg=spec, seed=seed, inputs=[str(p) for p in catalog_paths.values()], dataset=name)
-    counts = {}
     out_dir = Path(out_dir)
-    for split in SPLITS:
-        acc = per_split[split]
-        shape_t = (0, len(spec["target"]), *train_t.shape[2:])
-        shape_c = (0, len(spec["condition"]), *train_c.shape[2:])
-        write_shard(
-            out_dir / f"{split}.h5",
-            target=np.concatenate(acc["t"]) if acc["t"] else np.zeros(shape_t, np.float32),
-            condition=np.concatenate(acc["c"]) if acc["c"] else np.zeros(shape_c, np.float32),
-            target_channels=list(spec["target"]),
-            condition_channels=list(spec["condition"]),
-            target_units=units["target"],
-            condition_units=units["condition"],
-            cluster_id=acc["id"],
-            view=acc["view"],
-            normalisation=norm,
-            attrs={**attrs, "split": split, "fov": spec["fov"]},
+    with ExitStack() as stack:
+        writers: dict[str, ShardWriter] = {}
+        units: dict[str, list[str]] = {}
+        for row, maps_path, obs_path in paths:
+            kw = {"maps_path": maps_path, "obs_path": obs_path, "fov": fov}
+            target, t_units = read_channels(spec["target"], **kw)
+            condition, c_units = read_channels(spec["condition"], **kw)
+            if not writers:
+                units = {"target": t_units, "condition": c_units}
+                for split in SPLITS:
+                    writers[split] = stack.enter_context(
+                        ShardWriter(
+                            out_dir / f"{split}.h5",
+                            n_images=counts[split],
+                            image_shape=image_shape,
+                            target_channels=list(spec["target"]),
+                            condition_channels=list(spec["condition"]),
+                            target_units=t_units,
+                            condition_units=c_units,
+                        )
+                    )
+            elif {"target": t_units, "condition": c_units} != units:
+                raise ValueError(
+                    f"{maps_path} / {obs_path}: channel units {t_units + c_units} differ from "
+                    f"the first cluster's {units['target'] + units['condition']}"
+                )
+            ids = [f"{row.cluster_id}@{int(row.snapshot):03d}"] * len(target)
+            writers[row.split].append(target, condition, ids, list(range(len(target))))
+        train = writers["train"]
+        norm = Normalisation.fit(
+            _ChannelConcat(train.target, train.condition), channels, offset_quantile=spec["offset_quantile"]
         )
-        counts[split] = len(acc["id"])
+        for split in SPLITS:
+            writers[split].finish(norm, {**attrs, "split": split, "fov": fov})
     return counts
+
+
+def _views_and_shape(maps_path: Path, fov: str) -> tuple[int, tuple[int, int]]:
+    """(views, (H, W)) of a truth-maps file's Σ maps in ``fov``, read from the dataset's shape only."""
+    if not maps_path.exists():
+        raise FileNotFoundError(f"truth maps not found: {maps_path}")
+    with h5py.File(maps_path, "r") as maps:
+        if fov not in maps or "sigma" not in maps[fov]:
+            raise KeyError(f"{maps_path}: no {fov}/sigma (fields of view: {sorted(maps)})")
+        shape = maps[fov]["sigma"].shape  # (V, channels, H, W)
+    return int(shape[0]), (int(shape[2]), int(shape[3]))
+
+
+class _ChannelConcat:
+    """Target (N, Ct, H, W) and condition (N, Cc, H, W) datasets seen as one (N, Ct + Cc, H, W) array, read
+    lazily: indexing with an int or a slice along the first axis reads only those images."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+        self.shape = (a.shape[0], a.shape[1] + b.shape[1], *a.shape[2:])
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        return np.concatenate([np.asarray(self.a[index]), np.asarray(self.b[index])], axis=-3)

@@ -75,16 +75,17 @@ def dataset_inputs(wildcards):
 
 
 def assembly_mem_mb(wildcards, input, attempt):
-    """Memory of assemble_dataset [MB]: it holds every image of the dataset in memory, float32, about 3 copies
-    (per-cluster arrays, the concatenated splits, the normalisation fit), so 3 × clusters × views × channels ×
-    npix² × 4 bytes, at least 4 GB; × attempt after an out-of-memory kill. Paper: ~160 GB (docs/scaling.md).
+    """Memory of assemble_dataset [MB]: it streams one cluster at a time (3 copies of its views × channels ×
+    npix² float32) and fits the normalisation on a sample of 256 images in float64 (2 copies), plus ~1 GB for
+    the interpreter and libraries, at least 4 GB; × attempt after an out-of-memory kill. Independent of the
+    number of clusters (measured: benchmarks/assemble.py; docs/scaling.md).
     """
     spec = config["datasets"][wildcards.dataset]
     fov = {f["name"]: f for f in config["projection"]["fields_of_view"]}[spec["fov"]]
-    maps = input.maps if hasattr(input, "maps") else []  # absent while the selection checkpoint is pending
-    n_images = len(maps) * config["projection"]["n_views"]
     channels = len(spec["target"]) + len(spec["condition"])
-    return attempt * max(4000, int(3 * n_images * channels * fov["npix"] ** 2 * 4 / 1e6))
+    pixels = channels * fov["npix"] ** 2
+    cluster = 3 * config["projection"]["n_views"] * pixels * 4
+    return attempt * max(4000, 1000 + int((cluster + 2 * 256 * pixels * 8) / 1e6))
 
 
 def model_files():

@@ -39,6 +39,7 @@ from darkclusters.seeding import derive_seed
 __all__ = [
     "SHARD_FORMAT",
     "ShardDataset",
+    "ShardWriter",
     "augment_pair",
     "augmentation_code",
     "read_normalisation",
@@ -68,6 +69,133 @@ def _units(units: str | Sequence[str], n: int, what: str) -> list[str]:
     return out
 
 
+class ShardWriter:
+    """Write one split incrementally, images appended in any number of blocks (memory: one block).
+
+    ``n_images`` and ``image_shape`` (H, W) are fixed up front, so the datasets are allocated once and filled
+    block by block with :meth:`append`; :meth:`finish` checks that every image was written, then writes the
+    normalisation and root attributes. Use as a context manager: the file is built under a temporary name and
+    renamed to ``path`` only when the ``with`` block ends without an exception after :meth:`finish`, so a
+    killed or failed job leaves no file that looks complete. Between the last :meth:`append` and
+    :meth:`finish` the written images can be read back (``target``/``condition``, e.g. to fit the
+    normalisation on the training split).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_images: int,
+        image_shape: tuple[int, int],
+        target_channels: Sequence[str],
+        condition_channels: Sequence[str],
+        target_units: str | Sequence[str],
+        condition_units: str | Sequence[str],
+    ) -> None:
+        if n_images < 0 or len(image_shape) != 2 or min(image_shape) < 1:
+            raise ValueError(f"need n_images >= 0 and image_shape (H, W), got {n_images}, {image_shape}")
+        self.path = Path(path)
+        self.n_images = int(n_images)
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.target_channels = [str(c) for c in target_channels]
+        self.condition_channels = [str(c) for c in condition_channels]
+        self._units = (
+            _units(target_units, len(self.target_channels), "target_units"),
+            _units(condition_units, len(self.condition_channels), "condition_units"),
+        )
+        self._written = 0
+        self._finished = False
+        self._ids: list[str] = []
+        self._views: list[int] = []
+
+    def __enter__(self) -> ShardWriter:
+        self._atomic = atomic_path(self.path)
+        self._file = h5py.File(self._atomic.__enter__(), "w")
+        n = self.n_images
+        for name, chans, units in (
+            ("target", self.target_channels, self._units[0]),
+            ("condition", self.condition_channels, self._units[1]),
+        ):
+            shape = (n, len(chans), *self.image_shape)
+            chunks = (1, *shape[1:]) if n else None
+            ds = self._file.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunks)
+            _set_attrs(ds, {"units": units, "dims": "image,channel,y,x", "channels": list(chans)})
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._file.close()
+        if exc_type is None and not self._finished:
+            exc = RuntimeError(f"{self.path}: ShardWriter closed before finish() (file not written)")
+            self._atomic.__exit__(type(exc), exc, None)
+            raise exc
+        return bool(self._atomic.__exit__(exc_type, exc, tb))
+
+    @property
+    def target(self) -> h5py.Dataset:
+        return self._file["target"]
+
+    @property
+    def condition(self) -> h5py.Dataset:
+        return self._file["condition"]
+
+    def append(
+        self, target: np.ndarray, condition: np.ndarray, cluster_id: Sequence[str], view: Sequence[int]
+    ) -> None:
+        """Write the next block: target (B, Ct, H, W), condition (B, Cc, H, W), physical units, finite."""
+        target = np.asarray(target, dtype=np.float32)
+        condition = np.asarray(condition, dtype=np.float32)
+        b = target.shape[0]
+        if target.shape != (b, len(self.target_channels), *self.image_shape):
+            raise ValueError(
+                f"{self.path}: target block {target.shape} is not (B, {len(self.target_channels)}, "
+                f"{self.image_shape[0]}, {self.image_shape[1]}) for channels {self.target_channels}"
+            )
+        if condition.shape != (b, len(self.condition_channels), *self.image_shape):
+            raise ValueError(
+                f"{self.path}: condition block {condition.shape} is not (B={b}, "
+                f"{len(self.condition_channels)}, {self.image_shape[0]}, {self.image_shape[1]}) "
+                f"for channels {self.condition_channels}"
+            )
+        if len(cluster_id) != b or len(view) != b:
+            raise ValueError(
+                f"cluster_id ({len(cluster_id)}) and view ({len(view)}) need one entry per image ({b})"
+            )
+        for name, arr in (("target", target), ("condition", condition)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{self.path}: {name} holds NaN or infinite values ({cluster_id[0]})")
+        if self._written + b > self.n_images:
+            raise ValueError(f"{self.path}: more than the announced {self.n_images} images")
+        s = slice(self._written, self._written + b)
+        self._file["target"][s] = target
+        self._file["condition"][s] = condition
+        self._ids += [str(c) for c in cluster_id]
+        self._views += [int(v) for v in view]
+        self._written += b
+
+    def finish(self, normalisation: Normalisation, attrs: Mapping[str, Any] | None = None) -> None:
+        """Write the ids, the normalisation (fitted on the TRAINING split) and the root attributes."""
+        if self._written != self.n_images:
+            raise ValueError(f"{self.path}: {self._written} of the announced {self.n_images} images written")
+        normalisation.select(
+            [*self.target_channels, *self.condition_channels]
+        )  # raises for a missing channel
+        f = self._file
+        f.create_dataset("cluster_id", data=np.asarray(self._ids, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("view", data=np.asarray(self._views, dtype=np.int64))
+        _write_normalisation(f.create_group("normalisation"), normalisation)
+        root = {
+            "format": SHARD_FORMAT,
+            "format_version": _VERSION,
+            "target_channels": self.target_channels,
+            "condition_channels": self.condition_channels,
+            "target_units": self._units[0],
+            "condition_units": self._units[1],
+            "n_images": self.n_images,
+        }
+        _set_attrs(f, {**root, **dict(attrs or {})})
+        self._finished = True
+
+
 def write_shard(
     path: str | os.PathLike,
     *,
@@ -82,7 +210,7 @@ def write_shard(
     normalisation: Normalisation,
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write one split atomically (temporary file, then rename).
+    """Write one split from in-memory arrays, atomically (:class:`ShardWriter` with one block).
 
     target: (N, Ct, H, W), condition: (N, Cc, H, W), physical units, finite. cluster_id, view: (N,).
     normalisation: fitted on the TRAINING split and covering every target and condition channel.
@@ -90,51 +218,31 @@ def write_shard(
     """
     target = np.asarray(target, dtype=np.float32)
     condition = np.asarray(condition, dtype=np.float32)
-    n = target.shape[0]
     if target.ndim != 4 or condition.ndim != 4:
         raise ValueError(f"target and condition must be (N, C, H, W), got {target.shape}, {condition.shape}")
-    if condition.shape[0] != n or condition.shape[2:] != target.shape[2:]:
+    if condition.shape[0] != target.shape[0] or condition.shape[2:] != target.shape[2:]:
         raise ValueError(f"condition {condition.shape} does not match target {target.shape}")
     if target.shape[1] != len(target_channels) or condition.shape[1] != len(condition_channels):
         raise ValueError(
             f"channel names {list(target_channels)}, {list(condition_channels)} do not match the arrays' "
             f"{target.shape[1]} and {condition.shape[1]} channels"
         )
-    if len(cluster_id) != n or len(view) != n:
-        raise ValueError(
-            f"cluster_id ({len(cluster_id)}) and view ({len(view)}) need one entry per image ({n})"
-        )
-    for name, arr in (("target", target), ("condition", condition)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} holds NaN or infinite values")
-    normalisation.select([*target_channels, *condition_channels])  # raises for a channel it lacks
-    t_units = _units(target_units, len(target_channels), "target_units")
-    c_units = _units(condition_units, len(condition_channels), "condition_units")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for name, arr, units, chans in (
-            ("target", target, t_units, target_channels),
-            ("condition", condition, c_units, condition_channels),
-        ):
-            chunks = (1, *arr.shape[1:]) if n else None
-            ds = f.create_dataset(name, data=arr, chunks=chunks)
-            _set_attrs(ds, {"units": units, "dims": "image,channel,y,x", "channels": list(chans)})
-        f.create_dataset(
-            "cluster_id",
-            data=np.asarray([str(c) for c in cluster_id], dtype=object),
-            dtype=h5py.string_dtype(),
-        )
-        f.create_dataset("view", data=np.asarray(view, dtype=np.int64))
-        _write_normalisation(f.create_group("normalisation"), normalisation)
-        root = {
-            "format": SHARD_FORMAT,
-            "format_version": _VERSION,
-            "target_channels": list(target_channels),
-            "condition_channels": list(condition_channels),
-            "target_units": t_units,
-            "condition_units": c_units,
-            "n_images": n,
-        }
-        _set_attrs(f, {**root, **dict(attrs or {})})
+    with ShardWriter(
+        path,
+        n_images=target.shape[0],
+        image_shape=target.shape[2:],
+        target_channels=target_channels,
+        condition_channels=condition_channels,
+        target_units=target_units,
+        condition_units=condition_units,
+    ) as writer:
+        if target.shape[0]:
+            writer.append(target, condition, cluster_id, view)
+        elif len(cluster_id) or len(view):
+            raise ValueError(
+                f"cluster_id ({len(cluster_id)}) and view ({len(view)}) need one entry per image (0)"
+            )
+        writer.finish(normalisation, attrs)
 
 
 def _write_normalisation(group: h5py.Group, norm: Normalisation) -> None:
