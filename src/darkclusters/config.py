@@ -158,6 +158,20 @@ def _check_datasets(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"config key 'reconstruction.dataset': {dataset!r} is not one of {sorted(config['datasets'])}"
         )
+    lensed = config["lensing"].get("fields_of_view")
+    if lensed is None:
+        return
+    for name in lensed:
+        if fovs and name not in fovs:
+            raise ConfigError(f"config key 'lensing.fields_of_view': {name!r} is not in {sorted(fovs)}")
+    uses_lensing = any("SL" in m or "WL" in m for m in config["reconstruction"]["methods"])
+    if config["datasets"] and uses_lensing:
+        fov = config["datasets"][dataset]["fov"]
+        if fov not in lensed:
+            raise ConfigError(
+                f"config key 'lensing.fields_of_view': {lensed} lacks {fov!r}, the field of "
+                f"reconstruction.dataset {dataset!r}, which the lensing methods need"
+            )
 
 
 def _check_synthetic_redshifts(key: str, sim: Mapping[str, Any]) -> None:

@@ -4,7 +4,8 @@
 and fields of view: ``/photometry/{fov}/images`` (V, 3, H, W) [Jy per pixel] from
 :func:`darkclusters.photometry.pipeline.observe_photometry_file`, with the strong-lensing arcs of
 ``results/lensing/...`` added to the sky before the PSF and the noise, and ``/lensing/{fov}/...`` the
-strong-lensing families and weak-lensing catalogs copied from that file (see
+strong-lensing families and weak-lensing catalogs copied from that file (for the fields of view that file has:
+``lensing.fields_of_view``; the other fields get images without arcs and no lensing group) (see
 :mod:`darkclusters.lensing.observe`). The truth (κ, arcs without noise) stays in the lensing file.
 """
 
@@ -37,10 +38,10 @@ def assemble_observations(
     """Write the observation file of one cluster (module docstring), atomically."""
     directions, fields_of_view = map_grids(maps_path)
     with h5py.File(lensing_path, "r") as lens:
-        missing = [name for name in fields_of_view if name not in lens]
-        if missing:
-            raise KeyError(f"{lensing_path}: no lensing for fields of view {missing}")
-        arcs = {name: np.asarray(lens[name]["arcs"][()], dtype=np.float64) for name in fields_of_view}
+        lensed = [name for name in fields_of_view if name in lens]  # lensing.fields_of_view may skip some
+        if not lensed:
+            raise KeyError(f"{lensing_path}: no lensing for any field of view {sorted(fields_of_view)}")
+        arcs = {name: np.asarray(lens[name]["arcs"][()], dtype=np.float64) for name in lensed}
     with atomic_path(out_path) as tmp:
         observe_photometry_file(
             particles_path,
@@ -55,7 +56,7 @@ def assemble_observations(
             out = f.create_group("lensing")
             for key in ("z_lens", "z_ref", "sigma_crit_ref_msun_kpc2", "bands"):
                 out.attrs[key] = lens.attrs[key]
-            for name in fields_of_view:
+            for name in lensed:
                 g = out.create_group(name)
                 for key, item in lens[name].items():
                     if key not in _TRUTH_ONLY:

@@ -129,7 +129,8 @@ def observe_lensing_view(
 def observe_lensing_file(
     maps_path: str | os.PathLike, out_path: str | os.PathLike, *, lensing_cfg: Mapping[str, Any], seed: int
 ) -> None:
-    """Lensing observations of every view and field of view of a truth-map file, written atomically."""
+    """Lensing observations of every view of a truth-map file, written atomically: every field of view, or
+    those named by ``lensing_cfg["fields_of_view"]`` when it is not None."""
     maps_path = Path(maps_path)
     with h5py.File(maps_path, "r") as maps:
         attrs = dict(maps.attrs)
@@ -141,6 +142,14 @@ def observe_lensing_file(
                 f"{maps_path}: missing root attribute {exc} (redshift/hubble_h/omega_m/omega_b)"
             ) from None
         fovs = {name: g for name, g in maps.items() if isinstance(g, h5py.Group)}
+        wanted = lensing_cfg.get("fields_of_view")
+        if wanted is not None:  # only the configured fields (lensing.fields_of_view)
+            unknown = sorted(set(wanted) - set(fovs))
+            if unknown:
+                raise KeyError(
+                    f"{maps_path}: lensing.fields_of_view names {unknown}, not in the maps {sorted(fovs)}"
+                )
+            fovs = {name: g for name, g in fovs.items() if name in wanted}
         results = {}
         for name, g in fovs.items():
             channels = [str(c) for c in g["sigma"].attrs["channels"]]

@@ -244,7 +244,8 @@ def observe_photometry_file(
     directions: (V, 3) unit vectors towards the observer (the truth maps' ``/directions``).
     fields_of_view: {name: {"fov_arcsec": side [arcsec], "npix": pixels per side}} (the truth maps' groups).
     photometry_cfg: the ``photometry`` config section (validated here). seed: the cluster's seed.
-    extra_light_jy: optional {fov name: (V, 3, H, W)} light added before the PSF and noise (lensed arcs).
+    extra_light_jy: optional {fov name: (V, 3, H, W)} light added before the PSF and noise (lensed arcs); a
+    field of view missing from it gets none.
     """
     cfg = photometry_config(photometry_cfg)
     dirs = np.asarray(directions, dtype=np.float64)
@@ -281,7 +282,7 @@ def observe_photometry_file(
             geometry = MapGeometry.at_redshift(
                 float(fov["fov_arcsec"]), int(fov["npix"]), cosmology, redshift
             )
-            extra = None if extra_light_jy is None else extra_light_jy[name]
+            extra = None if extra_light_jy is None else extra_light_jy.get(name)
             images, infos = _observe_fov(pos, fluxes, dirs, geometry, cfg, seed, name, extra)
             g = group.create_group(name)
             write_hdf5_attrs(
