@@ -103,7 +103,7 @@ def test_tiny_dag_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "quicklook" / "observations" / "tng_tiny" / "084" / "0.png").is_file()
     tables = tmp_path / "results" / "tables"
     methods = pd.read_csv(tables / "methods.csv", index_col=0)
-    assert {"LTM", "UNet", "P", "P+SL+WL"} <= set(methods.index)
+    assert {"LTM", "UNet", "KS", "Wiener", "P", "P+SL+WL"} <= set(methods.index)
     assert methods.filter(like="PCC").notna().any().any()
     assert methods.filter(like="PCC").stack().between(-1, 1).all()
     for name in ("ablation", "redshifts", "light_traces_mass", "calibration"):

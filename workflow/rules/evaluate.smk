@@ -1,5 +1,6 @@
 # Baselines and per-cluster scores (darkclusters.evaluation, .baselines); targets and input functions are in
-# evaluate_common.smk. {method} of a score file: LTM, UNet or a posterior input combination written with '-'.
+# evaluate_common.smk. {method} of a score file: LTM, UNet, KS, Wiener or a posterior input combination written
+# with '-'.
 
 
 rule data_range:
@@ -65,6 +66,63 @@ rule predict_unet:
         "../scripts/predict_unet.py"
 
 
+rule calibrate_mass_mapping:
+    input:
+        unpack(training_pairs),
+    output:
+        calibration="results/baselines/mass_mapping/{dataset}/calibration.json",
+    log:
+        "logs/baselines/calibrate_mass_mapping/{dataset}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        fov=lookup(within=config, dpath="datasets/{dataset}/fov"),
+        z_ref=lookup(within=config, dpath="lensing/z_ref"),
+        mass_mapping=lookup(within=config, dpath="evaluation/mass_mapping"),
+    script:
+        "../scripts/calibrate_mass_mapping.py"
+
+
+rule predict_ks:
+    input:
+        calibration="results/baselines/mass_mapping/{dataset}/calibration.json",
+        observations="results/observations/{sim}/{snap}/{halo}.h5",
+    output:
+        prediction="results/baselines/KS/{dataset}/{sim}/{snap}/{halo}.h5",
+    log:
+        "logs/baselines/KS/{dataset}/{sim}/{snap}/{halo}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        method="KS",
+        fov=lookup(within=config, dpath="datasets/{dataset}/fov"),
+        weak_regime=lookup(within=config, dpath="reconstruction/weak_regime"),
+        z_ref=lookup(within=config, dpath="lensing/z_ref"),
+        mass_mapping=lookup(within=config, dpath="evaluation/mass_mapping"),
+    script:
+        "../scripts/predict_mass_map.py"
+
+
+rule predict_wiener:
+    input:
+        calibration="results/baselines/mass_mapping/{dataset}/calibration.json",
+        observations="results/observations/{sim}/{snap}/{halo}.h5",
+    output:
+        prediction="results/baselines/Wiener/{dataset}/{sim}/{snap}/{halo}.h5",
+    log:
+        "logs/baselines/Wiener/{dataset}/{sim}/{snap}/{halo}.log",
+    conda:
+        "../../envs/darkclusters.yaml"
+    params:
+        method="Wiener",
+        fov=lookup(within=config, dpath="datasets/{dataset}/fov"),
+        weak_regime=lookup(within=config, dpath="reconstruction/weak_regime"),
+        z_ref=lookup(within=config, dpath="lensing/z_ref"),
+        mass_mapping=lookup(within=config, dpath="evaluation/mass_mapping"),
+    script:
+        "../scripts/predict_mass_map.py"
+
+
 rule evaluate_cluster:
     input:
         prediction=prediction_file,
@@ -76,7 +134,7 @@ rule evaluate_cluster:
     log:
         "logs/evaluate/{method}/{dataset}/{sim}/{snap}/{halo}.log",
     wildcard_constraints:
-        method="LTM|UNet|P(-SL)?(-WL)?",
+        method="LTM|UNet|KS|Wiener|P(-SL)?(-WL)?",
     conda:
         "../../envs/darkclusters.yaml"
     params:

@@ -2,7 +2,7 @@
 # simulation and snapshot (common.smk: test_clusters), baselines, score files, tables, figures and the report.
 from darkclusters.evaluation.collect import table_config
 
-BASELINES = ("LTM", "UNet")
+BASELINES = ("LTM", "UNet", "KS", "Wiener")
 
 
 def recon_dataset():
