@@ -87,6 +87,13 @@ def test_config_requires_the_reconstruction_field() -> None:
         load_config(path, overrides={"lensing": {"fields_of_view": ["nope"]}})
     with pytest.raises(ConfigError, match=r"lensing\.fields_of_view.*lacks 'fov225'"):
         load_config(path, overrides={"lensing": {"fields_of_view": ["fov450"]}})
+    no_lensing_methods = {"reconstruction": {"methods": ["P"]}, "lensing": {"fields_of_view": ["fov450"]}}
+    with pytest.raises(
+        ConfigError, match=r"lacks 'fov225'.*\['KS', 'Wiener'\]"
+    ):  # the shear-inversion baselines
+        load_config(path, overrides=no_lensing_methods)
+    cfg = load_config(path, overrides={**no_lensing_methods, "evaluation": {"baselines": ["LTM", "UNet"]}})
+    assert cfg["lensing"]["fields_of_view"] == ["fov450"]
     cfg = load_config(path, overrides={"lensing": {"fields_of_view": ["fov225"]}})
     assert cfg["lensing"]["fields_of_view"] == ["fov225"]
     assert load_config(path)["lensing"]["fields_of_view"] is None

@@ -164,13 +164,14 @@ def _check_datasets(config: Mapping[str, Any]) -> None:
     for name in lensed:
         if fovs and name not in fovs:
             raise ConfigError(f"config key 'lensing.fields_of_view': {name!r} is not in {sorted(fovs)}")
-    uses_lensing = any("SL" in m or "WL" in m for m in config["reconstruction"]["methods"])
-    if config["datasets"] and uses_lensing:
+    users = [m for m in config["reconstruction"]["methods"] if "SL" in m or "WL" in m]
+    users += [b for b in (config.get("evaluation") or {}).get("baselines", []) if b in ("KS", "Wiener")]
+    if config["datasets"] and users:
         fov = config["datasets"][dataset]["fov"]
         if fov not in lensed:
             raise ConfigError(
                 f"config key 'lensing.fields_of_view': {lensed} lacks {fov!r}, the field of "
-                f"reconstruction.dataset {dataset!r}, which the lensing methods need"
+                f"reconstruction.dataset {dataset!r}, which {users} need"
             )
 
 
