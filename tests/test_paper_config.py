@@ -165,6 +165,10 @@ def test_paper_dry_run_after_selection_plans_every_cluster(standin: Path) -> Non
     assert jobs["train_prior"] == 3
     assert jobs["train_unet"] == 1  # the UNet baseline of the main paper only
     assert jobs["reconstruct"] == 4 * len(test)  # P, P+SL, P+WL, P+SL+WL per test cluster and snapshot
+    for rule in ("predict_ltm", "predict_unet", "predict_ks", "predict_wiener"):
+        assert jobs[rule] == len(test), (rule, jobs)
+    assert jobs["calibrate_mass_mapping"] == 1  # the reconstruction dataset's S(k) and mass-sheet constant
+    assert jobs["evaluate_cluster"] == 8 * len(test)  # 4 posteriors + LTM, UNet, KS, Wiener
     for rule, cpus in (("train_prior", "8"), ("train_unet", "8"), ("reconstruct", "4")):
         res = resources[rule]
         assert (res["gpu"], res["slurm_partition"], res["cpus_per_gpu"]) == ("1", "gpu", cpus), (rule, res)
