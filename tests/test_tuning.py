@@ -16,7 +16,7 @@ import yaml
 
 from darkclusters.diffusion.train import load_model_info
 from darkclusters.reconstruct import apply_tuning
-from darkclusters.tuning import score_samples, trial_settings, tune_sampler
+from darkclusters.tuning import score_samples, trial_metrics, trial_settings, tune_sampler
 
 from .test_reconstruct import CHANNELS, NPIX, SIGMA_CR, _run, _truth, files  # noqa: F401
 
@@ -73,6 +73,29 @@ def test_score_rewards_accuracy_and_calibration() -> None:
         score_samples([good[:, :1]], [truth], calibration_weight=0.5)
 
 
+#: A cheap ``reconstruction`` section for the tiny model of test_reconstruct (8 annealing levels × 10 steps).
+TINY_RECON: dict[str, Any] = {
+    "fov": "fov225",
+    "weak_regime": "kinematic",
+    "n_samples": 2,
+    "daps": {"annealing_steps": 8, "ode_steps": 1, "langevin_steps": 10, "lr": 1e-6, "sigma_max": 10.0},
+    "weights": {"strong_geometric": 0.0625, "weak": 0.0625},
+}
+
+
+def _gaussian_denoiser(model_pt: Path, truth: np.ndarray) -> Any:
+    """The exact denoiser of a Gaussian prior N(m, 0.5²) in normalised units, m the mean of the normalised
+    truth: E[x₀ | x] = m + s²/(s² + σ²)(x − m)."""
+    norm = load_model_info(model_pt)["normalisation"].select(CHANNELS[:1])
+    m, s = float(norm.forward(truth[None]).mean()), 0.5
+
+    def gaussian(x: torch.Tensor, sigma: Any, cond: torch.Tensor | None) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, dtype=x.dtype)
+        return m + s**2 / (s**2 + sigma**2) * (x - m)
+
+    return gaussian
+
+
 def _maps_file(path: Path, truth: np.ndarray, n_views: int) -> Path:
     with h5py.File(path, "w") as f:
         ds = f.create_dataset("fov225/sigma", data=np.stack([truth[None]] * n_views).astype(np.float32))
@@ -93,20 +116,10 @@ def test_search_finds_stronger_lensing_and_reconstruct_reads_it(
     trial, its choice overrides the config in reconstruct, and the posterior there moves closer to the
     truth."""
     model_pt, obs_path = files
-    norm = load_model_info(model_pt)["normalisation"].select(CHANNELS[:1])
     truth = _truth(25.0)
-    m, s = float(norm.forward(truth[None]).mean()), 0.5
-
-    def gaussian(x: torch.Tensor, sigma: Any, cond: torch.Tensor | None) -> torch.Tensor:
-        sigma = torch.as_tensor(sigma, dtype=x.dtype)
-        return m + s**2 / (s**2 + sigma**2) * (x - m)
-
+    gaussian = _gaussian_denoiser(model_pt, truth)
     recon = {
-        "fov": "fov225",
-        "weak_regime": "kinematic",
-        "n_samples": 2,
-        "daps": {"annealing_steps": 8, "ode_steps": 1, "langevin_steps": 10, "lr": 1e-6, "sigma_max": 10.0},
-        "weights": {"strong_geometric": 0.0625, "weak": 0.0625},
+        **TINY_RECON,
         "tuning": {
             "strategy": "grid",
             "n_trials": 3,
@@ -173,3 +186,80 @@ def test_search_finds_stronger_lensing_and_reconstruct_reads_it(
             recon_cfg=recon, seed=9,
         )  # fmt: skip
     assert truth.shape[0] == NPIX
+
+
+def test_trial_metrics_turn_non_finite_samples_and_nan_scores_into_inf() -> None:
+    """Samples holding Inf/NaN (e.g. an overflowing inverse normalisation the sampler did not see), and the
+    NaN score 0·∞ of collapsed samples (σ̄ = 0, calibration term ∞) with calibration_weight 0, score +inf
+    with an error; ordinary samples keep score_samples' metrics."""
+    rng = np.random.default_rng(1)
+    truth = 1.0 + rng.random((1, 8, 8))
+    good = truth[:, None] + 0.1 * rng.standard_normal((1, 3, 8, 8))
+    broken = good.copy()
+    broken[0, 1, 2, 3], broken[0, 2, 0, 0] = np.inf, np.nan
+    row = trial_metrics([good, broken], [truth, truth], calibration_weight=0.5)
+    assert row == {"score": math.inf, "error": "non-finite posterior samples: 2 of 384 values"}
+    collapsed = np.full((1, 3, 8, 8), 1.25)  # identical samples, exact in binary: σ̄ = 0 exactly
+    assert math.isnan(score_samples([collapsed], [truth], calibration_weight=0.0)["score"])  # the trap
+    row = trial_metrics([collapsed], [truth], calibration_weight=0.0)
+    assert row["score"] == math.inf
+    assert row["error"] == "NaN validation score"
+    expected = np.sqrt(np.mean((1.25 - truth) ** 2) / np.mean(truth**2))
+    assert row["rel_rmse"] == pytest.approx(expected, rel=1e-12)
+    assert trial_metrics([good], [truth], calibration_weight=0.5) == score_samples(
+        [good], [truth], calibration_weight=0.5
+    )
+
+
+def test_a_diverging_trial_scores_inf_and_is_never_chosen(
+    files: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The config's own lr 1e3 (trial 0) blows the Langevin chains past DAPS's |x| bound at the first level
+    (measured: step 0, σ = 10): it is recorded with score +inf and the sampler's error, and the finite trial
+    lr 1e-6 is chosen although trial 0 would win ties. The file is valid YAML that loads back to the same
+    document (+inf as ``.inf``). When every trial diverges nothing is chosen and reconstruct keeps the
+    config's values."""
+    model_pt, obs_path = files
+    truth = _truth(25.0)
+    recon = {
+        **TINY_RECON,
+        "daps": {**TINY_RECON["daps"], "lr": 1.0e3},
+        "tuning": {
+            "strategy": "grid",
+            "n_trials": 2,
+            "views": [0],
+            "n_samples": 2,
+            "space": {"lr": [1.0e-6]},
+        },
+    }
+    maps = _maps_file(tmp_path / "maps.h5", truth, n_views=2)
+    kw = {
+        "model_pt": model_pt, "clusters": [("c-val", maps, obs_path)], "dataset": "tiny", "inputs": "P+SL+WL",
+        "seed": 9, "device": "cpu", "denoiser": _gaussian_denoiser(model_pt, truth),
+    }  # fmt: skip
+    out = tmp_path / "tuning.yaml"
+    doc = tune_sampler(out_path=out, recon_cfg=recon, **kw)
+    diverged, finite = doc["trials"]
+    assert diverged["params"] == {"lr": 1.0e3}
+    assert diverged["score"] == math.inf
+    assert "diverged" in diverged["error"]
+    assert math.isfinite(finite["score"])
+    assert "error" not in finite
+    assert doc["best"]["trial"] == 1
+    assert doc["chosen"] == {"daps": {"lr": 1.0e-6}}
+    assert doc["baseline"]["score"] == math.inf
+    text = out.read_text()
+    assert "score: .inf" in text
+    assert yaml.safe_load(text) == doc
+    assert apply_tuning(recon, out)["daps"]["lr"] == 1.0e-6
+
+    hopeless = {**recon, "tuning": {**recon["tuning"], "space": {"lr": [1.0e4]}}}
+    out_all = tmp_path / "all_diverged.yaml"
+    doc = tune_sampler(out_path=out_all, recon_cfg=hopeless, **kw)
+    assert [t["score"] for t in doc["trials"]] == [math.inf, math.inf]
+    assert doc["chosen"] == {}
+    assert doc["best"] is None
+    assert "every trial diverged" in doc["note"]
+    assert yaml.safe_load(out_all.read_text()) == doc
+    assert apply_tuning(hopeless, out_all) == apply_tuning(hopeless, None)

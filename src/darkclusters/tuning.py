@@ -14,7 +14,11 @@ calibrated posterior has RMSE ≈ σ̄√(1 + 1/S), so cal = 0; it stops the sea
 over-confident (collapsed) or inflated spread — the per-pixel uncertainty is half of the product. Both terms
 are logarithms, so calibration_weight w reads: a factor e of mis-calibration costs as much as a factor e^w
 of error. Trial 0 is the config's own values, so the chosen setting is never worse on the validation score
-than the config; ties keep the earlier trial. A trial that diverges scores +inf and its error is recorded.
+than the config; ties keep the earlier trial. A trial that diverges — the sampler raises
+SamplerDivergedError, a posterior sample is non-finite (e.g. the inverse normalisation overflows), or the
+score is NaN — scores +inf with its ``error`` recorded and is never chosen (:func:`trial_metrics`); only
+trials with a finite score compete, and when none has one, ``chosen`` is empty (the config's values stay),
+``best`` is null and a ``note`` says so.
 
 Output ``results/tuning/{dataset}/{method}.yaml``: ``chosen`` (daps/weights overrides read by
 :func:`darkclusters.reconstruct.apply_tuning`), ``baseline`` and ``best`` metrics, the full scored grid
@@ -56,6 +60,7 @@ __all__ = [
     "ValidationCluster",
     "clusters_from_paths",
     "score_samples",
+    "trial_metrics",
     "trial_settings",
     "tune_sampler",
     "tuning_file",
@@ -173,6 +178,26 @@ def score_samples(
     }
 
 
+def trial_metrics(
+    samples: Sequence[np.ndarray], truths: Sequence[np.ndarray], *, calibration_weight: float
+) -> dict[str, float | str]:
+    """:func:`score_samples` of one trial, or score +inf with an ``error`` when it diverged unnoticed by the
+    sampler: some posterior sample is non-finite (then no other metric is computed), or the score is NaN.
+
+    samples, truths: as in :func:`score_samples`.
+    """
+    total = sum(int(np.size(s)) for s in samples)
+    bad = sum(int(np.size(s) - np.count_nonzero(np.isfinite(s))) for s in samples)
+    if bad:
+        return {"score": math.inf, "error": f"non-finite posterior samples: {bad} of {total} values"}
+    metrics: dict[str, float | str] = {
+        **score_samples(samples, truths, calibration_weight=calibration_weight)
+    }
+    if math.isnan(float(metrics["score"])):
+        metrics.update({"score": math.inf, "error": "NaN validation score"})
+    return metrics
+
+
 def tune_sampler(
     *,
     model_pt: str | os.PathLike,
@@ -253,15 +278,20 @@ def tune_sampler(
                     )[0]
                     for (cid, _, _), d in zip(clusters, data, strict=True)
                 ]
-                row.update(score_samples(samples, truths, calibration_weight=weight))
+                row.update(trial_metrics(samples, truths, calibration_weight=weight))
             except SamplerDivergedError as err:
                 row.update({"score": math.inf, "error": str(err)})
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
-        best = min(range(len(rows)), key=lambda k: (rows[k]["score"], k))
-        doc["chosen"] = _overrides(rows[best]["params"])
+        finite = [k for k, row in enumerate(rows) if math.isfinite(row["score"])]  # diverged: +inf
+        best = min(finite, key=lambda k: (rows[k]["score"], k)) if finite else None
+        doc["chosen"] = _overrides(rows[best]["params"]) if best is not None else {}
         doc["baseline"] = {k: v for k, v in rows[0].items() if k != "params"}
-        doc["best"] = {"trial": best, **{k: v for k, v in rows[best].items() if k != "params"}}
+        doc["best"] = None
+        if best is not None:
+            doc["best"] = {"trial": best, **{k: v for k, v in rows[best].items() if k != "params"}}
+        else:
+            doc["note"] = "every trial diverged: the config's values are kept"
         doc["trials"] = rows
     else:
         doc.update(

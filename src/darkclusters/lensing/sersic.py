@@ -1,17 +1,20 @@
-"""Elliptical Sérsic surface brightness (Sérsic 1963): the light of strong-lensing sources, plain and lensed.
+"""Light of strong-lensing sources: elliptical Sérsic profiles (Sérsic 1963), plain and lensed.
 
-The profile follows lenstronomy's ``SERSIC_ELLIPSE`` light model (lenstronomy 1.14.2,
-``LightModel/Profiles/sersic.py`` and ``LensModel/Profiles/sersic_utils.py``):
+The profile itself is :mod:`darkclusters.profiles.sersic` (shared with the photometry). The sources of a
+strong-lensing catalogue are stored in lenstronomy's ``SERSIC_ELLIPSE`` parameters (lenstronomy 1.14.2,
+``LightModel/Profiles/sersic.py``, ``LensModel/Profiles/sersic_utils.py``), and the functions here take them:
 
-    I(x, y) = amp · exp(−b_n [(R / R_sersic)^(1/n) − 1]),   b_n = 1.9992 n − 0.3271,
+    I(x, y) = amp · exp(−b_lin [(R / R_sersic)^(1/n) − 1]),   b_lin = 1.9992 n − 0.3271 (Capaccioli 1989),
 
-with the *circularised* (product-average, √(ab)) radius R = √(x'² + y'²) of the shifted, sheared coordinates
-x' = [(1 − e1) Δx − e2 Δy] / N, y' = [−e2 Δx + (1 + e1) Δy] / N, N = √(1 − e1² − e2²), Δx = x − center_x,
-Δy = y − center_y, and e1 + i e2 = (1 − q)/(1 + q) · e^(2iφ) (q axis ratio, φ the major-axis angle from +x).
-``amp`` is the surface brightness at R = R_sersic (any flux unit per arcsec²); angles are arcsec.
-The linear b_n (Capaccioli 1989 fit) keeps the profile differentiable in n; the true half-light radius
-is R_sersic·(b_exact/b_n)^n, b_exact = P⁻¹(2n, ½): 1.5 % larger at n = 0.5, 0.4 % at n = 1, < 0.1 % for
-n ≥ 1.5. Sérsic index n must be > 0.1636 (b_n > 0).
+with R the circularised radius of the shared module, (e1, e2) its ellipticity, amp the surface brightness at
+R = R_sersic (any flux unit per arcsec²), angles in arcsec. With the linear b_lin, R_sersic is not the
+half-light radius: that is r_eff = R_sersic (b_n / b_lin)^n with the exact b_n (1.5 % larger at n = 0.5,
+0.4 % at n = 1, < 0.1 % for n ≥ 1.5), and I_e = amp e^(b_lin − b_n). :func:`half_light_parameters` converts,
+and every profile evaluation here passes the shared module (amp, r_eff) in its convention — the same profile,
+since b_n (R/r_eff)^(1/n) = b_lin (R/R_sersic)^(1/n). The catalogue's attributes (amp, R_sersic_arcsec,
+n_sersic, e1, e2) keep lenstronomy's meaning. The radius is softened, R → √(R² + ε²) with
+ε = :data:`RADIUS_SOFTENING_ARCSEC`, so gradients stay finite at the centre. Sérsic index n must be > 0.1636
+(b_lin > 0).
 
 Every function takes numpy arrays or torch tensors: numpy in gives numpy out, tensors keep their gradients
 and their device and dtype, and parameters broadcast with the coordinates. The lensed image (ray shooting
@@ -21,7 +24,6 @@ through β = θ − α(θ)) and ``render_arcs`` (the arcs of a strong-lensing ca
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,12 +31,15 @@ import numpy as np
 import torch
 
 from darkclusters.lensing.interpolate import sample_field
+from darkclusters.profiles.sersic import as_common_tensors, sersic_bn, sersic_surface_brightness
+from darkclusters.profiles.sersic import sersic_total_flux as half_light_total_flux
 
 __all__ = [
+    "half_light_parameters",
     "lensed_sersic_image",
+    "lenstronomy_bn",
     "render_arcs",
     "sersic_amp_for_flux",
-    "sersic_bn",
     "sersic_ellipse",
     "sersic_total_flux",
 ]
@@ -42,39 +47,31 @@ __all__ = [
 #: Softening of the elliptical radius [arcsec]: R → √(R² + ε²) keeps the gradient finite at the centre
 #: (lenstronomy floors R at 1e-4 arcsec for the same reason).
 RADIUS_SOFTENING_ARCSEC = 1e-4
-#: Sérsic arguments ← column names of a strong-lensing catalogue's "families" table.
-_FAMILY_KEYS = {"amp": "amp", "R_sersic": "R_sersic_arcsec", "n_sersic": "n_sersic", "e1": "e1", "e2": "e2"}
+#: Columns of a strong-lensing catalogue's "families" table with the arguments of half_light_parameters.
+_SHAPE_KEYS = ("amp", "R_sersic_arcsec", "n_sersic")
 
 
-def _as_tensors(*values: Any) -> tuple[list[torch.Tensor], bool]:
-    """Tensors of a common floating dtype and device for ``values``, and whether any input was a tensor."""
-    tensors = [v for v in values if isinstance(v, torch.Tensor)]
-    if tensors:
-        dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-        for t in tensors[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        device = tensors[0].device
-    else:
-        dtype, device = torch.float64, torch.device("cpu")
-    return [torch.as_tensor(v, dtype=dtype, device=device) for v in values], bool(tensors)
-
-
-def _check_parameters(R_sersic: Any, n_sersic: Any, e1: Any = 0.0, e2: Any = 0.0) -> None:
-    """Raise ValueError on a non-positive radius, an index with b_n ≤ 0, or |e| ≥ 1 (checks values only)."""
-    r = torch.as_tensor(R_sersic).detach()
-    n = torch.as_tensor(n_sersic).detach()
-    e_sq = torch.as_tensor(e1).detach() ** 2 + torch.as_tensor(e2).detach() ** 2
-    if not bool(torch.all(r > 0)):
-        raise ValueError(f"R_sersic={R_sersic} must be > 0 arcsec")
-    if not bool(torch.all(n > 0.3271 / 1.9992)):
-        raise ValueError(f"n_sersic={n_sersic} must be > 0.1636 (b_n = 1.9992 n − 0.3271 > 0)")
-    if not bool(torch.all(e_sq < 1)):
-        raise ValueError(f"ellipticity (e1, e2)=({e1}, {e2}) must have e1² + e2² < 1")
-
-
-def sersic_bn(n_sersic: Any) -> Any:
-    """b_n = 1.9992 n − 0.3271 (Capaccioli 1989; lenstronomy ``SersicUtil.b_n``), same type as the input."""
+def lenstronomy_bn(n_sersic: Any) -> Any:
+    """b_lin = 1.9992 n − 0.3271 (Capaccioli 1989; lenstronomy ``SersicUtil.b_n``), same type as the input."""
     return 1.9992 * n_sersic - 0.3271
+
+
+def half_light_parameters(amp: Any, R_sersic: Any, n_sersic: Any) -> tuple[Any, Any]:
+    """(I_e, r_eff) of the shared profile equal to lenstronomy's (amp, R_sersic) at index n (module
+    docstring).
+
+    r_eff = R_sersic (b_n / b_lin)^n [arcsec], I_e = amp e^(b_lin − b_n) [amp's unit]. Broadcasting; numpy
+    in gives numpy out, tensors keep gradients. ValueError on R_sersic ≤ 0 or n ≤ 0.1636 (b_lin ≤ 0).
+    """
+    (amp_t, r_s, n), is_torch = as_common_tensors(amp, R_sersic, n_sersic)
+    if r_s.numel() and not bool(torch.all(r_s.detach() > 0)):
+        raise ValueError(f"R_sersic={R_sersic} must be > 0 arcsec")
+    b_lin = lenstronomy_bn(n)
+    if n.numel() and not bool(torch.all(b_lin.detach() > 0)):
+        raise ValueError(f"n_sersic={n_sersic} must be > 0.1636 (b_n = 1.9992 n − 0.3271 > 0)")
+    b_n = sersic_bn(n)
+    i_e, r_eff = amp_t * torch.exp(b_lin - b_n), r_s * (b_n / b_lin) ** n
+    return (i_e, r_eff) if is_torch else (i_e.numpy(), r_eff.numpy())
 
 
 def sersic_ellipse(
@@ -89,44 +86,39 @@ def sersic_ellipse(
     center_x: Any = 0.0,
     center_y: Any = 0.0,
 ) -> Any:
-    """Surface brightness I(x, y) of the elliptical Sérsic profile (module docstring), in the unit of ``amp``.
+    """Surface brightness I(x, y) of lenstronomy's ``SERSIC_ELLIPSE`` (module docstring), in the unit of amp.
 
     x_arcsec, y_arcsec: positions [arcsec], any broadcastable shape; the parameters broadcast with them.
     Returns the broadcast shape; numpy in gives numpy (float64) out, tensors keep device, dtype and gradients.
     """
-    _check_parameters(R_sersic, n_sersic, e1, e2)
-    (x, y, amp_t, r_s, n, e1_t, e2_t, cx, cy), is_torch = _as_tensors(
+    (x, y, amp_t, r_s, n, e1_t, e2_t, cx, cy), is_torch = as_common_tensors(
         x_arcsec, y_arcsec, amp, R_sersic, n_sersic, e1, e2, center_x, center_y
     )
-    dx, dy = x - cx, y - cy
-    norm = torch.sqrt(1.0 - e1_t**2 - e2_t**2)
-    # product-average elliptical coordinates (lenstronomy param_util.transform_e1e2_product_average)
-    xp = ((1.0 - e1_t) * dx - e2_t * dy) / norm
-    yp = (-e2_t * dx + (1.0 + e1_t) * dy) / norm
-    radius = torch.sqrt(xp**2 + yp**2 + RADIUS_SOFTENING_ARCSEC**2)
-    out = amp_t * torch.exp(-sersic_bn(n) * ((radius / r_s) ** (1.0 / n) - 1.0))
+    i_e, r_eff = half_light_parameters(amp_t, r_s, n)
+    out = sersic_surface_brightness(
+        x, y, amp=i_e, r_eff=r_eff, n=n, e1=e1_t, e2=e2_t, center_x=cx, center_y=cy,
+        softening=RADIUS_SOFTENING_ARCSEC,
+    )  # fmt: skip
     return out if is_torch else out.numpy()
 
 
 def sersic_total_flux(amp: Any, R_sersic: Any, n_sersic: Any) -> Any:
-    """Total flux F = amp · 2π n R_sersic² e^(b_n) Γ(2n) / b_n^(2n) (Graham & Driver 2005, eq. 4).
+    """Total flux F = amp · 2π n R_sersic² e^(b_lin) Γ(2n) / b_lin^(2n) of lenstronomy's profile, computed as
+    the shared module's flux of :func:`half_light_parameters` (the same number).
 
-    Exact for the profile with the linear b_n; independent of e1, e2 because the circularised radius keeps
-    the ellipse area πR². Unit: amp's unit × arcsec². Numpy or torch, broadcasting, differentiable.
+    Independent of e1, e2 (circularised radius). Unit: amp's unit × arcsec². Numpy or torch, broadcasting,
+    differentiable.
     """
-    _check_parameters(R_sersic, n_sersic)
-    (amp_t, r_s, n), is_torch = _as_tensors(amp, R_sersic, n_sersic)
-    bn = sersic_bn(n)
-    log_shape = torch.lgamma(2.0 * n) + bn - 2.0 * n * torch.log(bn) + torch.log(2.0 * math.pi * n)
-    out = amp_t * r_s**2 * torch.exp(log_shape)
+    (amp_t, r_s, n), is_torch = as_common_tensors(amp, R_sersic, n_sersic)
+    i_e, r_eff = half_light_parameters(amp_t, r_s, n)
+    out = half_light_total_flux(i_e, r_eff, n)
     return out if is_torch else out.numpy()
 
 
 def sersic_amp_for_flux(flux: Any, R_sersic: Any, n_sersic: Any) -> Any:
-    """The amplitude (surface brightness at R_sersic, flux unit per arcsec²) that gives total ``flux``."""
-    (flux_t,), is_torch = _as_tensors(flux)
-    unit = sersic_total_flux(torch.ones_like(flux_t), R_sersic, n_sersic)
-    out = flux_t / torch.as_tensor(unit, dtype=flux_t.dtype, device=flux_t.device)
+    """lenstronomy's amp (surface brightness at R_sersic, flux unit per arcsec²) that gives total ``flux``."""
+    (flux_t, r_s, n), is_torch = as_common_tensors(flux, R_sersic, n_sersic)
+    out = flux_t / sersic_total_flux(torch.ones_like(flux_t), r_s, n)
     return out if is_torch else out.numpy()
 
 
@@ -157,10 +149,10 @@ def lensed_sersic_image(
     ``...``. Returns (..., H, W) in amp's flux unit (amp per arcsec² × arcsec²); numpy in gives numpy out,
     tensors keep gradients in α and in every parameter.
     """
-    _check_parameters(R_sersic, n_sersic, e1, e2)
-    (ax, ay, *params), is_torch = _as_tensors(
+    (ax, ay, amp_t, r_s, n, *geometry), is_torch = as_common_tensors(
         alpha_x, alpha_y, amp, R_sersic, n_sersic, e1, e2, center_x, center_y
     )
+    params = (*half_light_parameters(amp_t, r_s, n), n, *geometry)
     rays = _subpixel_rays(ax, ay, pixel_arcsec, supersample)
     out = _traced_sersic(rays, pixel_arcsec, supersample, 1.0, *(p.reshape(*p.shape, 1, 1) for p in params))
     return out if is_torch else out.numpy()
@@ -195,15 +187,16 @@ def _subpixel_rays(
 
 
 def _traced_sersic(
-    rays: tuple[torch.Tensor, ...], pixel_arcsec: float, supersample: int, scale: float, *params: torch.Tensor
+    rays: tuple[torch.Tensor, ...], pixel_arcsec: float, supersample: int, scale: float, *params: Any
 ) -> torch.Tensor:
-    """Pixel fluxes (..., H, W) of a Sérsic source (amp, R, n, e1, e2, cx, cy; each (..., 1, 1)) seen through
-    ``scale`` times the sub-pixel deflection of ``_subpixel_rays``: mean of I(θ − scale·α) times p²."""
+    """Pixel fluxes (..., H, W) of a Sérsic source seen through ``scale`` times the sub-pixel deflection of
+    ``_subpixel_rays``: mean of I(θ − scale·α) times p². params: the shared module's (I_e, r_eff, n, e1, e2,
+    center_x, center_y), each a float or a tensor of shape (..., 1, 1)."""
     theta_x, theta_y, sample_x, sample_y = rays
-    amp, r_s, n, e1, e2, cx, cy = params
-    surface = sersic_ellipse(
-        theta_x - scale * sample_x, theta_y - scale * sample_y, amp=amp, R_sersic=r_s, n_sersic=n, e1=e1,
-        e2=e2, center_x=cx, center_y=cy,
+    i_e, r_eff, n, e1, e2, cx, cy = params
+    surface = sersic_surface_brightness(
+        theta_x - scale * sample_x, theta_y - scale * sample_y, amp=i_e, r_eff=r_eff, n=n, e1=e1, e2=e2,
+        center_x=cx, center_y=cy, softening=RADIUS_SOFTENING_ARCSEC,
     )  # fmt: skip
     s = int(supersample)
     surface = surface.reshape(*surface.shape[:-2], surface.shape[-2] // s, s, surface.shape[-1] // s, s)
@@ -242,11 +235,15 @@ def render_arcs(
     cx = torch.as_tensor(families["beta_x_arcsec"] if center_x is None else center_x, **like)
     cy = torch.as_tensor(families["beta_y_arcsec"] if center_y is None else center_y, **like)
     flux_t = torch.as_tensor(fluxes, **like)
+    # the catalogue's lenstronomy parameters in the shared convention, once, on the CPU; they enter the
+    # profile as Python floats (no host-to-device copy per family)
+    i_e, r_eff = half_light_parameters(*(np.asarray(families[key], dtype=np.float64) for key in _SHAPE_KEYS))
+    e1, e2 = (np.asarray(families[key], dtype=np.float64) for key in ("e1", "e2"))
+    n_sersic = np.asarray(families["n_sersic"], dtype=np.float64)
     rays = _subpixel_rays(ax, ay, pixel_arcsec, supersample)  # α is linear in κ: trace once, scale per family
     out = torch.zeros((*ax.shape[:-2], fluxes.shape[1], *ax.shape[-2:]), **like)
     for k in range(n):
-        shape = {arg: float(families[key][k]) for arg, key in _FAMILY_KEYS.items()}
-        params = [torch.tensor(shape[arg], **like).reshape(1, 1) for arg in _FAMILY_KEYS]
+        params = (float(v[k]) for v in (i_e, r_eff, n_sersic, e1, e2))
         centre = [c[..., k].reshape(*c.shape[:-1], 1, 1) for c in (cx, cy)]
         scale = float(families["deflection_scale"][k])
         unit = _traced_sersic(rays, pixel_arcsec, supersample, scale, *params, *centre)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from darkclusters.photometry.filters import HST_BANDS, abmag_to_jy
-from darkclusters.photometry.sersic import sersic_b
+from darkclusters.profiles.sersic import elliptical_radius, ellipticity_from_axis_ratio, sersic_radial
 
 __all__ = [
     "F814W_COUNTS_LOG10",
@@ -173,7 +173,7 @@ def render_sersic_sources(
     truncate_r_eff: float = 8.0,
     oversample: int = 3,
 ) -> np.ndarray:
-    """Sum of truncated, renormalised Sérsic sources (profile of :mod:`darkclusters.photometry.sersic`).
+    """Sum of truncated, renormalised Sérsic sources (profile of :mod:`darkclusters.profiles.sersic`).
 
     x_arcsec, y_arcsec: (N,) centres [arcsec], map centre at 0. flux: (N, B) total flux per band.
     r_eff_arcsec, n, q, theta_rad: (N,) shapes. Each source is drawn in a square stamp around its nearest
@@ -229,12 +229,11 @@ def _stamps(
     t = ((np.arange(size * oversample) + 0.5) / oversample - size / 2) * pixel_arcsec
     xs = t[None, None, :] - dx[:, None, None]
     ys = t[None, :, None] - dy[:, None, None]
-    c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-    xp = xs * c + ys * s
-    yp = (-xs * s + ys * c) / q[:, None, None]
-    rr = np.sqrt(xp**2 + yp**2) / r_eff[:, None, None]
-    b = sersic_b(n)[:, None, None]
-    values = np.where(rr <= truncate_r_eff, np.exp(-b * (rr ** (1.0 / n[:, None, None]) - 1.0)), 0.0)
+    e1, e2 = ellipticity_from_axis_ratio(q[:, None, None], theta[:, None, None])
+    radius = elliptical_radius(xs, ys, e1=e1, e2=e2)  # circularised: R ≤ t r_circ ⇔ semi-major R ≤ t R_e
+    r_circ = (np.sqrt(q) * r_eff)[:, None, None]
+    profile = sersic_radial(radius, amp=1.0, r_eff=r_circ, n=n[:, None, None])
+    values = np.where(radius <= truncate_r_eff * r_circ, profile, 0.0)
     stamps = values.reshape(len(dx), size, oversample, size, oversample).sum(axis=(2, 4))
     total = stamps.sum(axis=(1, 2))
     empty = total <= 0  # a source far smaller than a sub-pixel: all its light in the central pixel

@@ -1,21 +1,22 @@
-"""Sérsic light profiles on pixel grids, and the two-component BCG + intracluster-light fit.
+"""Sérsic components on pixel grids, and the two-component BCG + intracluster-light fit.
 
-Profile (Sérsic 1963; Graham & Driver 2005, PASA 22, 118, eqs. 1 and 4):
-
-    I(R) = I_e exp{−b_n [(R / R_e)^{1/n} − 1]},   R² = x'² + (y'/q)²,
-    L_tot = 2π n q R_e² I_e e^{b_n} b_n^{−2n} Γ(2n),
-
-with x' along the major axis at position angle θ (counter-clockwise from +x), axis ratio q = b/a ≤ 1, R_e the
-half-light semi-major axis, and b_n the exact root of γ(2n, b_n) = Γ(2n)/2 (``gammaincinv``). Images are
-``(H, W)`` indexed [row = y, col = x] with x right and y up and the map centre at (0, 0) (conventions of
+The profile is :mod:`darkclusters.profiles.sersic` (shared with the lensed sources; exact b_n, circularised
+radius, (e1, e2)). Shapes here keep the photometry's stored convention (:class:`SersicShape`, the
+``icl_shapes`` attribute of the photometry files): centre (x0, y0), half-light *semi-major* axis a_e, index n,
+axis ratio q = b/a ≤ 1 and major-axis angle θ counter-clockwise from +x, i.e.
+I(R) = I_e exp{−b_n [(R / a_e)^{1/n} − 1]} with R² = x'² + (y'/q)² and total flux
+2π n q a_e² I_e e^{b_n} b_n^{−2n} Γ(2n) (Graham & Driver 2005, PASA 22, 118, eqs. 1 and 4).
+:meth:`SersicShape.profile_parameters` converts to the shared convention (r_eff = √q a_e,
+(e1, e2) = (1 − q)/(1 + q) (cos 2θ, sin 2θ)): the same profile. Images are ``(H, W)`` indexed
+[row = y, col = x] with x right and y up and the map centre at (0, 0) (conventions of
 :mod:`darkclusters.projection.geometry`); each pixel holds the profile averaged over ``oversample``²
 sub-pixels times the pixel area, i.e. flux per pixel in the unit of the total flux.
 
 Intracluster light (paper App. A.1): following Gonzalez et al. (2005, ApJ 618, 195), the BCG and its
 envelope are fitted with two concentric Sérsic components (:func:`fit_two_sersic`): the shapes (common centre;
-per component R_e, n, q, θ) by robust non-linear least squares on one band, the fluxes by non-negative
+per component a_e, n, q, θ) by robust non-linear least squares on one band, the fluxes by non-negative
 linear least squares at fixed shapes (variable projection), so the other bands reuse the shapes
-(:func:`fit_fluxes`). The outer component (larger R_e) is the ICL.
+(:func:`fit_fluxes`). The outer component (larger a_e) is the ICL.
 """
 
 from __future__ import annotations
@@ -25,23 +26,26 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.special import gamma, gammaincinv
+
+from darkclusters.profiles.sersic import (
+    ellipticity_from_axis_ratio,
+    sersic_amp_for_flux,
+    sersic_surface_brightness,
+)
 
 __all__ = [
     "SersicShape",
     "TwoSersicFit",
     "fit_fluxes",
     "fit_two_sersic",
-    "sersic_b",
     "sersic_image",
-    "sersic_total_flux",
 ]
 
 
 @dataclass(frozen=True)
 class SersicShape:
-    """Shape of one Sérsic component: centre (x0, y0) [arcsec], R_e [arcsec], index n, axis ratio q, angle θ
-    [rad]."""
+    """Shape of one Sérsic component: centre (x0, y0) [arcsec], half-light semi-major axis a_e = r_eff_arcsec
+    [arcsec], index n, axis ratio q, major-axis angle θ [rad] (module docstring)."""
 
     x0_arcsec: float
     y0_arcsec: float
@@ -53,19 +57,19 @@ class SersicShape:
     def as_array(self) -> np.ndarray:
         return np.array([self.x0_arcsec, self.y0_arcsec, self.r_eff_arcsec, self.n, self.q, self.theta_rad])
 
-
-def sersic_b(n: np.ndarray | float) -> np.ndarray:
-    """b_n, the exact solution of γ(2n, b_n) = Γ(2n)/2 (R_e encloses half the light); n > 0."""
-    n = np.asarray(n, dtype=np.float64)
-    if np.any(n <= 0):
-        raise ValueError("Sérsic index n must be > 0")
-    return gammaincinv(2.0 * n, 0.5)
-
-
-def sersic_total_flux(i_e: float, r_eff: float, n: float, q: float) -> float:
-    """L_tot = 2π n q R_e² I_e e^{b_n} b_n^{−2n} Γ(2n) (Graham & Driver 2005, eq. 4 times q)."""
-    b = float(sersic_b(n))
-    return float(2.0 * np.pi * n * q * r_eff**2 * i_e * np.exp(b) * b ** (-2.0 * n) * gamma(2.0 * n))
+    def profile_parameters(self) -> dict[str, float]:
+        """Keyword arguments of :func:`darkclusters.profiles.sersic.sersic_surface_brightness` (all but amp):
+        circularised r_eff = √q a_e [arcsec], n, e1, e2, center_x, center_y [arcsec]."""
+        _check_shape(self)
+        e1, e2 = ellipticity_from_axis_ratio(self.q, self.theta_rad)
+        return {
+            "r_eff": float(np.sqrt(self.q) * self.r_eff_arcsec),
+            "n": float(self.n),
+            "e1": float(e1),
+            "e2": float(e2),
+            "center_x": float(self.x0_arcsec),
+            "center_y": float(self.y0_arcsec),
+        }
 
 
 def sersic_image(
@@ -73,21 +77,14 @@ def sersic_image(
 ) -> np.ndarray:
     """A Sérsic component of total flux ``flux`` (untruncated) on an npix × npix map: (npix, npix), flux per
     pixel, pixel-averaged on oversample² sub-pixels."""
-    _check_shape(shape)
     if npix < 1 or pixel_arcsec <= 0 or oversample < 1:
         raise ValueError(
             f"npix={npix}, pixel_arcsec={pixel_arcsec}, oversample={oversample} must be positive"
         )
-    sub = (np.arange(npix * oversample) + 0.5) / oversample - npix / 2  # sub-pixel centres [pixels]
-    x = sub * pixel_arcsec - shape.x0_arcsec
-    y = sub * pixel_arcsec - shape.y0_arcsec
-    c, s = np.cos(shape.theta_rad), np.sin(shape.theta_rad)
-    xp = x[None, :] * c + y[:, None] * s
-    yp = -x[None, :] * s + y[:, None] * c
-    radius = np.sqrt(xp**2 + (yp / shape.q) ** 2)
-    b = float(sersic_b(shape.n))
-    i_e = flux / sersic_total_flux(1.0, shape.r_eff_arcsec, shape.n, shape.q)
-    surface = i_e * np.exp(-b * ((radius / shape.r_eff_arcsec) ** (1.0 / shape.n) - 1.0))
+    params = shape.profile_parameters()
+    sub = ((np.arange(npix * oversample) + 0.5) / oversample - npix / 2) * pixel_arcsec  # sub-pixel centres
+    amp = sersic_amp_for_flux(flux, params["r_eff"], params["n"])
+    surface = sersic_surface_brightness(sub[None, :], sub[:, None], amp=amp, **params)
     pixels = surface.reshape(npix, oversample, npix, oversample).mean(axis=(1, 3))
     return pixels * pixel_arcsec**2
 
