@@ -19,6 +19,7 @@ the maps are pixel-aligned. Accuracy: median |Σ_other/Σ_yt − 1| over pixels 
 the 225″ field. Run the 1e7 case once: the machine's cores are shared.
 
 Usage: python benchmarks/project.py [--quick] [--particles 1e6 1e7] [--views 25] [--npix 512] [--no-yt]
+       [--methods knn sph sph_cubic]
 """
 
 from __future__ import annotations
@@ -222,6 +223,13 @@ def main() -> None:
     ap.add_argument("--slow-views", type=int, default=3, help="views measured for knn and yt above the next")
     ap.add_argument("--yt-views", type=int, default=5, help="views measured for yt (at most)")
     ap.add_argument("--all-views-up-to", type=float, default=2e6, help="particle counts run with every view")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["knn", "sph", "sph_cubic"],
+        choices=["knn", "sph", "sph_cubic"],
+        help="which of darkclusters' runs to make",
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -250,12 +258,12 @@ def main() -> None:
             case["build_seconds"] = time.perf_counter() - t0
             slow = views if n <= args.all_views_up_to else min(views, args.slow_views)
             maps = {}
-            runs = (
-                ("knn", "wendland_c2", slow),
-                ("sph", "wendland_c2", views),
-                ("sph", "cubic_spline", slow),
-            )
-            for method, kernel, measured in runs:
+            runs = {
+                "knn": ("knn", "wendland_c2", slow),
+                "sph": ("sph", "wendland_c2", views),
+                "sph_cubic": ("sph", "cubic_spline", slow),
+            }
+            for method, kernel, measured in (runs[m] for m in args.methods):
                 name = f"{method}_{kernel}" if method == "sph" else method
                 out = str(Path(tmp) / f"{name}_{n:.0e}.npy")
                 case[name] = _child("ours", path, method, views, npix, out, kernel, measured)

@@ -2,7 +2,7 @@
 
 For each viewing direction the particles are rotated once (the frame of :mod:`.geometry`) and projected
 along the whole extraction (no depth cut); every field of view reuses that projection (and, for ``knn``, its
-2-D trees). Per particle the deposited weights are its mass (in its species' channel), its tSZ weight
+2-D index). Per particle the deposited weights are its mass (in its species' channel), its tSZ weight
 σ_T N_e k_B T/(m_e c²) and its bolometric X-ray luminosity (hot, non-star-forming gas; :mod:`.thermal`), so
 the tSZ and X-ray maps share the gas Σ's estimator:
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import h5py
@@ -59,9 +59,7 @@ CHANNELS = ("total", "dm", "gas", "stars", "bh")
 _SPECIES_ROW = {"dm": 0, "gas": 1, "stars": 2, "bh": 3}  # rows 0-3: mass per species; 4 tSZ, 5 X-ray, 6 total
 _TSZ, _XRAY, _TOTAL = 4, 5, 6
 _THREADS = 2  # SPH splats run side by side (the workflow's rules get 2 cores)
-_KNN_MARGIN = (
-    0.25  # first kNN tree: particles within (1 + margin) × the largest half-FOV (then all if needed)
-)
+_KNN_MARGIN = 0.25  # kNN index: cells fine over (1 + margin) × the largest half-FOV (all particles count)
 _COPIED_ATTRS = ("sim", "format", "snapshot", "halo_id", "cluster_id", "split", "redshift", "scale_factor",
                  "hubble_h", "omega_m", "omega_b", "m200c_msun", "r200c_kpc", "radius_kpc")  # fmt: skip
 
@@ -155,7 +153,7 @@ def _prepare(particles: ParticleSet, cfg: Mapping[str, Any]) -> _Prepared:
     supports = _supports(particles, cfg) if cfg["method"] == "sph" else None
     # sph: each species in 3-D Morton order, so that its particles are close on the sky in every view and
     # the splat's scattered additions hit nearby grid cells (≈ 20 % faster at 1e7 particles); sums over
-    # particles then run in another order (rounding only). kNN keeps the file order (its trees sort anyway).
+    # particles then run in another order (rounding only). kNN keeps the file order (its index sorts anyway).
     order, start = [], 0
     for s in species.values():
         sort = supports is not None and len(s) > 1
@@ -176,38 +174,30 @@ def _knn_view(prep: _Prepared, xy: np.ndarray, fovs: list[FieldOfView], cfg: Map
     """Σ of the 7 rows (species, tSZ, X-ray, total) per field of view [weight kpc⁻²], kNN box kernel.
 
     The total uses the k nearest particles of all matter (DarkClusters-15k); each species channel the k
-    nearest of that species, and tSZ and X-ray the gas channel's neighbours. Trees hold the particles within a
-    square of half-side ``half`` (the largest half-FOV plus a margin of the k-th-neighbour radius expected
-    from the surface density just outside). The result is exact when every pixel's disc of radius r_k lies
-    inside that square; otherwise the view is redone with the square enlarged to enclose every disc found (a
-    subset's r_k bounds the true one from above, so the redo is exact).
+    nearest of that species, and tSZ and X-ray the gas channel's neighbours. One index of all particles per
+    view (:func:`.knn.build_tree`, cells fine over the largest field of view plus a margin), and per species
+    its subset (species are contiguous in ``xy``). Every particle is in the index (those beyond the margin in
+    its open border cells), so the maps are exact without any redo.
     """
     k = int(cfg["knn_k"])
     half_fov = max(f.geometry.fov_kpc for f in fovs) / 2.0
-    extent = np.max(np.abs(xy), axis=1)
-    frame = np.count_nonzero((extent > half_fov) & (extent <= 1.5 * half_fov))
-    density = frame / (8.0 * half_fov**2 * (1.5**2 - 1.0) / 2.0)  # per kpc² in the frame around the map
-    r_guess = np.sqrt(k / (np.pi * density)) if density > 0 else np.inf
-    half = half_fov + min(max(1.5 * r_guess, _KNN_MARGIN * half_fov), 10.0 * half_fov)
-    groups = [(slice(0, len(xy)), [_TOTAL], prep.mass[None, :]), *prep.species_groups()]
-    while True:
-        inside = extent <= half
-        results = [np.zeros((7, f.geometry.npix, f.geometry.npix)) for f in fovs]
-        needed = 0.0
-        for span, rows, weights in groups:
-            index = np.flatnonzero(inside[span])
-            tree = build_tree(xy[span][index])
-            for fov, out in zip(fovs, results, strict=True):
-                g = fov.geometry
-                out[rows], rk = knn_surface_density(
-                    tree, weights[:, index], npix=g.npix, pixel_kpc=g.pixel_kpc, k=k,
-                    interpolation_ratio=cfg["knn_interpolation_ratio"],
-                )  # fmt: skip
-                c = np.abs((np.arange(g.npix) + 0.5 - g.npix / 2) * g.pixel_kpc)
-                needed = max(needed, float(np.max(rk + np.maximum(c[:, None], c[None, :]))))
-        if needed <= half or np.all(inside):
-            return results
-        half = needed * (1.0 + 1e-9)
+    # the weights travel with the index in its cell order: mass for every group, tSZ and X-ray for gas
+    payload = np.stack([prep.mass, prep.gas_tsz, prep.gas_xray])
+    everything = build_tree(xy, half_kpc=(1.0 + _KNN_MARGIN) * half_fov, weights=payload)
+    groups = [(slice(0, len(xy)), [_TOTAL]), *((span, rows) for span, rows, _ in prep.species_groups())]
+    results = [np.zeros((7, f.geometry.npix, f.geometry.npix)) for f in fovs]
+    for span, rows in groups:
+        if span.start == 0 and span.stop == len(xy):  # the total (or the only species): the masses
+            index = replace(everything, weights=everything.weights[: len(rows)])
+        else:
+            index = everything.subset(span.start, span.stop, n_weights=len(rows))
+        for fov, out in zip(fovs, results, strict=True):
+            g = fov.geometry
+            out[rows], _ = knn_surface_density(
+                index, None, npix=g.npix, pixel_kpc=g.pixel_kpc, k=k,
+                interpolation_ratio=cfg["knn_interpolation_ratio"],
+            )  # fmt: skip
+    return results
 
 
 def _sph_view(prep: _Prepared, xy: np.ndarray, fovs: list[FieldOfView], cfg: Mapping[str, Any]) -> list:
@@ -255,7 +245,7 @@ def project_particles(particles: ParticleSet, projection_cfg: Mapping[str, Any])
 
     particles: a :class:`ParticleSet` (physical kpc, Msun) with attrs redshift, hubble_h, omega_m (omega_b
     optional). projection_cfg: the validated ``projection`` section (:func:`.settings.projection_config`).
-    Deterministic: no random numbers; cKDTree and bincount give the same result for the same input.
+    Deterministic: no random numbers; the kNN search and bincount give the same result for the same input.
     """
     cfg = projection_cfg
     check_projection_config(cfg)
