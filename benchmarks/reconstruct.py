@@ -100,8 +100,30 @@ def _cluster(npix: int, batch: int) -> tuple[ClusterObservations, Normalisation,
     return data, norm, sigma_cr
 
 
+def parse_schedule(text: str) -> tuple[str, DAPSConfig]:
+    """'name:LxO+G' → (name, DAPSConfig with L annealing levels, O inner-ODE calls, G Langevin steps)."""
+    try:
+        name, rest = text.split(":")
+        levels, rest = rest.split("x")
+        ode, langevin = rest.split("+")
+        return name, DAPSConfig(
+            tau=1.0, lr=1e-6, annealing_steps=int(levels), ode_steps=int(ode), langevin_steps=int(langevin)
+        )
+    except ValueError as err:
+        raise SystemExit(
+            f"--schedules {text!r}: expected NAME:LEVELSxODE+LANGEVIN, e.g. paper:200x5+100"
+        ) from err
+
+
 def measure(
-    npix: int, samples: int, batch: int, dtype: str, device: torch.device, levels: int
+    npix: int,
+    samples: int,
+    batch: int,
+    dtype: str,
+    device: torch.device,
+    levels: int,
+    schedules: list[tuple[str, DAPSConfig]],
+    compile_net: bool = False,
 ) -> dict[str, Any]:
     net = load_schema()["properties"]["training"]["properties"]["network"]["properties"]
     net_cfg = {k: v["default"] for k, v in net.items()}
@@ -125,6 +147,11 @@ def measure(
     )
     model = model.to(device).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in model.parameters())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if compile_net:
+        model = torch.compile(model)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
     )
@@ -134,7 +161,9 @@ def measure(
             return model(x, sigma, cond).float()
 
     data, norm, _ = _cluster(npix, batch)
-    cfg = DAPSConfig(tau=1.0, lr=1e-6)  # the paper's schedule: 200 levels × 5 ODE calls, 100 Langevin steps
+    cfg = schedules[0][
+        1
+    ]  # the first schedule (default: the paper's, 200 levels × 5 ODE calls + 100 Langevin)
     nll = build_nll(data, norm, use_strong=True, use_weak=True, weights=WEIGHTS, n_samples=batch)
     x = torch.randn(batch, 1, npix, npix, device=device)
     cond = torch.randn(batch, 3, npix, npix, device=device)
@@ -157,6 +186,7 @@ def measure(
     out: dict[str, Any] = {
         "size": npix,
         "dtype": dtype,
+        "compiled": compile_net,
         "samples": samples,
         "batch_measured": batch,
         "network_parameters": n_params,
@@ -172,6 +202,17 @@ def measure(
             f"×{scale:g} to {samples} samples, "
             f"× ({cfg.ode_steps} calls + {cfg.langevin_steps} Langevin steps) × {cfg.annealing_steps} levels"
         ),
+    }
+    out["schedules"] = {
+        name: {
+            "annealing_steps": c.annealing_steps,
+            "ode_steps": c.ode_steps,
+            "langevin_steps": c.langevin_steps,
+            "seconds_per_cluster": scale
+            * (c.ode_steps * t_net + c.langevin_steps * t_lang)
+            * c.annealing_steps,
+        }
+        for name, c in schedules
     }
     if device.type == "cuda" and levels > 0:  # real DAPS levels, extrapolated to the schedule
 
@@ -205,14 +246,28 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=3, help="real DAPS levels run on CUDA")
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--schedules", nargs="+", default=["paper:200x5+100"],
+        help="NAME:LEVELSxODE+LANGEVIN, extrapolated from the measured parts; the first also runs for real",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true", help="also measure a torch.compile'd network (CUDA)"
+    )
     args = parser.parse_args()
+    schedules = [parse_schedule(text) for text in args.schedules]
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     batch = args.samples if device.type == "cuda" else min(args.cpu_batch, args.samples)
-    runs = [measure(n, args.samples, batch, d, device, args.levels) for n in args.sizes for d in args.dtypes]
+    compiles = [False, True] if args.compile and device.type == "cuda" else [False]
+    runs = [
+        measure(n, args.samples, batch, d, device, args.levels, schedules, c)
+        for n in args.sizes
+        for d in args.dtypes
+        for c in compiles
+    ]
     result = {
-        "benchmark": "reconstruct (DAPS, P+SL+WL, paper schedule 200×5 + 200×100)",
+        "benchmark": "reconstruct (DAPS, P+SL+WL; schedules: levels × (ODE calls + Langevin steps))",
         "device": device.type,
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),

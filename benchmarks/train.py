@@ -14,7 +14,12 @@ second over ``--steps`` timed optimizer steps after one warm-up step. The CPU tr
 CPU bf16 is measured for comparison only.
 
 Usage: python benchmarks/train.py [--quick] [--device auto|cpu|cuda] [--steps 3] [--batch 2]
-                                  [--channels-last] [--compile]
+                                  [--channels-last] [--compile] [--backbones adm] [--resolutions 512]
+                                  [--precisions fp32 bf16] [--quality]
+
+On CUDA the fp32 cases use TF32 tensor cores (the published configuration) and cudnn.benchmark; channels-last
+and compile variants are measured for bf16 only. ``--quality`` adds, to each bf16 case, the relative
+difference of its denoiser outputs from fp32 (no TF32) on the same weights and inputs.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(case["threads"])
     device = torch.device(case["device"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        # the published configuration trains in fp32 with TF32 tensor cores (the fastest fp32 baseline)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = case.get("tf32", True)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res, batch = case["resolution"], case["batch"]
     model_cfg = {
@@ -119,12 +128,44 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     }
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if case.get("quality") and bf16:
+        out["bf16_vs_fp32"] = _precision_fidelity(net, model, res, device, memory_format)
+    return out
+
+
+def _precision_fidelity(net: Any, model: Any, res: int, device: Any, memory_format: Any) -> dict[str, float]:
+    """Relative RMS difference between the bf16-autocast and the fp32 (no TF32) denoiser outputs D(x; σ) of
+    the same weights and inputs, per σ, and relative to the denoising error ‖D − y‖ itself: a
+    numerical-fidelity check of the fast path (random weights after the timed steps; a trained network's
+    sample quality needs trained weights)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    y = torch.randn(2, 1, res, res, generator=gen).to(device, memory_format=memory_format) * 0.5
+    cond = torch.randn(2, 3, res, res, generator=gen).to(device, memory_format=memory_format)
+    noise = torch.randn(2, 1, res, res, generator=gen).to(device, memory_format=memory_format)
+    net.eval()
+    out = {}
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    for sigma in (0.01, 0.1, 0.5, 2.0, 20.0):
+        x = y + sigma * noise
+        s = torch.full((2,), sigma, device=device)
+        with torch.no_grad():
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            ref = net(x, s, cond).float()
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                fast = model(x, s, cond).float()
+        diff = (fast - ref).pow(2).mean().sqrt()
+        out[f"sigma_{sigma:g}_rel_to_output"] = float(diff / ref.pow(2).mean().sqrt())
+        out[f"sigma_{sigma:g}_rel_to_denoising_error"] = float(diff / (ref - y).pow(2).mean().sqrt())
+    net.train()
     return out
 
 
 def cases(args: argparse.Namespace, cuda: bool) -> list[dict[str, Any]]:
     sizes = QUICK if args.quick else PAPER
-    resolutions = (32, 64) if args.quick else (128, 512)
+    resolutions = args.resolutions or ((32, 64) if args.quick else (128, 512))
     devices = (
         ["cpu"]
         if args.device == "cpu" or not cuda
@@ -134,11 +175,11 @@ def cases(args: argparse.Namespace, cuda: bool) -> list[dict[str, Any]]:
     for device in devices:
         layouts = [False, True] if device == "cuda" and args.channels_last else [False]
         compiles = [False, True] if device == "cuda" and args.compile else [False]
-        for backbone in ("ddpmpp", "adm"):
+        for backbone in args.backbones:
             for res in resolutions:
-                for precision in ("fp32", "bf16"):
-                    for channels_last in layouts:
-                        for compiled in compiles:
+                for precision in args.precisions:
+                    for channels_last in layouts if precision == "bf16" else [False]:
+                        for compiled in compiles if precision == "bf16" else [False]:
                             out.append(
                                 {
                                     "backbone": backbone,
@@ -151,6 +192,7 @@ def cases(args: argparse.Namespace, cuda: bool) -> list[dict[str, Any]]:
                                     "threads": args.threads,
                                     "channels_last": channels_last,
                                     "compile": compiled,
+                                    "quality": args.quality,
                                 }
                             )
     return out
@@ -167,6 +209,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--channels-last", action="store_true", help="also measure channels-last on CUDA")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile on CUDA")
+    parser.add_argument("--backbones", nargs="+", default=["ddpmpp", "adm"], choices=["ddpmpp", "adm"])
+    parser.add_argument(
+        "--resolutions", type=int, nargs="+", default=None, help="default 128 512 (quick 32 64)"
+    )
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--quality", action="store_true", help="bf16 cases: compare outputs with fp32")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print its JSON
     args = parser.parse_args()
     if args.case:
@@ -188,6 +236,7 @@ def main() -> None:
             results.append({**case, "error": proc.stderr.strip().splitlines()[-1:]})
         else:
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress: survives a killed run
     report = {
         "benchmark": "train",
         "mode": "quick" if args.quick else "paper",

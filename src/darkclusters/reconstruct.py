@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 
+from darkclusters.diffusion.inference import accelerated_denoiser
 from darkclusters.diffusion.normalise import Normalisation
 from darkclusters.diffusion.samplers.conditional import sample_conditional
 from darkclusters.diffusion.samplers.daps import DAPSConfig, daps_nfe, sample_daps
@@ -446,7 +447,10 @@ def reconstruct_cluster_file(
     dev = _device(device)
     info = load_model_info(model_pt)
     model_cfg = info["config"]["model"]
-    denoise = denoiser if denoiser is not None else load_denoiser(model_pt, dev)
+    if denoiser is None:
+        denoise = accelerated_denoiser(load_denoiser(model_pt, dev), dev, cfg.get("accelerate", {}))
+    else:
+        denoise = denoiser
     data = read_cluster_observations(
         observations_path,
         fov=fov,

@@ -41,6 +41,7 @@ import torch
 import yaml
 
 from darkclusters.datasets import read_channels
+from darkclusters.diffusion.inference import accelerated_denoiser
 from darkclusters.diffusion.samplers.heun import Denoiser, SamplerDivergedError
 from darkclusters.diffusion.train import load_denoiser, load_model_info
 from darkclusters.evaluation.calibration import fraction_within
@@ -239,7 +240,11 @@ def tune_sampler(
         dev = _device(device)
         info = load_model_info(model_pt)
         model_cfg = info["config"]["model"]
-        denoise = denoiser if denoiser is not None else load_denoiser(model_pt, dev)
+        if denoiser is None:
+            accelerate = recon_cfg.get("accelerate", {})
+            denoise = accelerated_denoiser(load_denoiser(model_pt, dev), dev, accelerate)
+        else:
+            denoise = denoiser
         data, truths = [], []
         for _cid, maps_path, obs_path in clusters:
             data.append(

@@ -391,6 +391,7 @@ def reconstruct_user_cluster(
     the TNG cosmology (h 0.6774, Ωm 0.3089, Ωb 0.0486).
     """
     from darkclusters.cosmology import flat_lcdm
+    from darkclusters.diffusion.inference import accelerated_denoiser
     from darkclusters.diffusion.train import load_denoiser, load_model_info
     from darkclusters.io import provenance
     from darkclusters.reconstruct import _device, apply_tuning, sample_cluster, write_posterior
@@ -421,7 +422,7 @@ def reconstruct_user_cluster(
     cfg = apply_tuning(recon_cfg, tuning_path)
     dev = _device(device)
     samples, nfe, seconds = sample_cluster(
-        load_denoiser(model_pt, dev),
+        accelerated_denoiser(load_denoiser(model_pt, dev), dev, cfg.get("accelerate", {})),
         info["normalisation"],
         model_cfg,
         data,
