@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from darkclusters.projection import knn_kernels
-from darkclusters.projection.knn import build_tree, knn_surface_density
+from darkclusters.projection.knn import Workspace, build_tree, knn_surface_density
 from darkclusters.projection.maps import _SPECIES_ROW, _TOTAL, _knn_view, _prepare, _sky_xy
 from darkclusters.projection.settings import fields_of_view, projection_config
 from darkclusters.simulations.particles import ParticleSet, Species
@@ -142,6 +142,59 @@ def test_wrong_search_bounds_cost_time_not_exactness() -> None:
         np.testing.assert_allclose(rk, ref_rk, rtol=1e-12, atol=0)
         np.testing.assert_allclose(sigma[:, 0], ref, rtol=1e-12, atol=0)
         assert scans >= len(q)
+
+
+def test_missed_guesses_widen_the_window_and_stay_exact() -> None:
+    """Guesses of r_k (made at a distance ``near``) that miss the first window (± 0.1 near) by a little or by
+    a lot, above and below, with and without valid bounds: the widened windows still find the exact r_k and
+    sums (brute force)."""
+    rng = np.random.default_rng(28)
+    xy = _clustered(rng, 4000)
+    w = rng.uniform(0.5, 2.0, size=(2, len(xy)))
+    index = build_tree(xy)
+    ws = knn_kernels.take_rows(w, index.order)
+    q = rng.uniform(-40, 40, size=(200, 2))
+    d2 = ((xy[None, :, :] - q[:, None, :]) ** 2).sum(axis=2)
+    d2k = np.sort(d2, axis=1)[:, 29]
+    ref_rk = np.sqrt(d2k)
+    nearest = d2 <= d2k[:, None]  # the 30 nearest (no ties with continuous positions)
+    ref = (nearest @ w.T) / (np.pi * d2k[:, None])
+    runs = np.arange(len(q) + 1)  # one query per run: only the given guess bounds it
+    near = np.full(len(q), 2.0)
+    for off in (0.25, -0.25, 1.0, -1.0, 30.0, -0.9 * ref_rk / near):  # × near: misses by 1.5–300 windows
+        guess = ref_rk + off * near
+        for upper, lower in ((None, None), (ref_rk + near, np.maximum(ref_rk - near, 0.0))):
+            sigma, rk, scans = knn_kernels.query_runs(
+                index.xs, index.ys, ws, index.offsets, index.levels, index.box, q[:, 0], q[:, 1], runs, 30,
+                upper=upper, lower=lower, guess=guess, near=near,
+            )  # fmt: skip
+            np.testing.assert_allclose(rk, ref_rk, rtol=1e-12, atol=0)
+            np.testing.assert_allclose(sigma, ref, rtol=1e-12, atol=0)
+            if np.all(off > 0):  # every first window lies above r_k: missed
+                assert scans >= 2 * len(q)
+
+
+def test_workspace_reuse_equals_fresh_arrays() -> None:
+    """Indexes and subsets built into one reused Workspace (larger, then smaller inputs) are bitwise those
+    built into fresh arrays, and so are their maps."""
+    rng = np.random.default_rng(29)
+    workspace = Workspace()
+    for n in (12_000, 7_000, 9_000):
+        xy = _clustered(rng, n)
+        w = rng.uniform(0.5, 2.0, size=(2, n))
+        fresh = build_tree(xy, half_kpc=60.0, weights=w)
+        reused = build_tree(xy, half_kpc=60.0, weights=w, workspace=workspace)
+        subsets = (
+            fresh.subset(1000, 5000, n_weights=1),
+            reused.subset(1000, 5000, n_weights=1, workspace=workspace),
+        )
+        for a, b in ((fresh, reused), subsets):
+            for name in ("xs", "ys", "weights", "order", "offsets"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+            np.testing.assert_array_equal(
+                knn_surface_density(a, None, npix=24, pixel_kpc=4.0, k=40)[0],
+                knn_surface_density(b, None, npix=24, pixel_kpc=4.0, k=40)[0],
+            )
 
 
 def test_independent_of_particle_order_and_thread_count() -> None:

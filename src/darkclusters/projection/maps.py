@@ -43,7 +43,7 @@ from darkclusters.io import atomic_path, provenance, write_hdf5_attrs
 from darkclusters.projection import splat_kernels, thermal
 from darkclusters.projection.deposit import density_support_radius, neighbour_support_radius, sph_splat
 from darkclusters.projection.geometry import ARCSEC_PER_RAD, kpc_per_arcsec, rotation_to_z
-from darkclusters.projection.knn import build_tree, knn_surface_density
+from darkclusters.projection.knn import Workspace, build_tree, knn_surface_density
 from darkclusters.projection.neighbours import morton_order
 from darkclusters.projection.settings import (
     FieldOfView,
@@ -85,6 +85,7 @@ class _Prepared:
     gas_xray: np.ndarray  # (N,) [erg s⁻¹], zero for non-gas and cold/star-forming gas
     support_kpc: np.ndarray | None  # (N,) SPH support radius, method sph only
     _groups: list | None = None
+    _knn_workspace: Workspace | None = None  # the kNN index's arrays, reused over the views (_knn_view)
 
     def species_groups(self) -> list[tuple[slice, list[int], np.ndarray]]:
         """Per species with particles (contiguous in ``pos``): (slice, weight rows, weights (rows, M))."""
@@ -177,20 +178,24 @@ def _knn_view(prep: _Prepared, xy: np.ndarray, fovs: list[FieldOfView], cfg: Map
     nearest of that species, and tSZ and X-ray the gas channel's neighbours. One index of all particles per
     view (:func:`.knn.build_tree`, cells fine over the largest field of view plus a margin), and per species
     its subset (species are contiguous in ``xy``). Every particle is in the index (those beyond the margin in
-    its open border cells), so the maps are exact without any redo.
+    its open border cells), so the maps are exact without any redo. The index and subset arrays are reused
+    from the previous view (``prep._knn_workspace``: no fresh pages to zero per view).
     """
     k = int(cfg["knn_k"])
     half_fov = max(f.geometry.fov_kpc for f in fovs) / 2.0
+    if prep._knn_workspace is None:
+        prep._knn_workspace = Workspace()
+    workspace = prep._knn_workspace
     # the weights travel with the index in its cell order: mass for every group, tSZ and X-ray for gas
     payload = np.stack([prep.mass, prep.gas_tsz, prep.gas_xray])
-    everything = build_tree(xy, half_kpc=(1.0 + _KNN_MARGIN) * half_fov, weights=payload)
+    everything = build_tree(xy, half_kpc=(1.0 + _KNN_MARGIN) * half_fov, weights=payload, workspace=workspace)
     groups = [(slice(0, len(xy)), [_TOTAL]), *((span, rows) for span, rows, _ in prep.species_groups())]
     results = [np.zeros((7, f.geometry.npix, f.geometry.npix)) for f in fovs]
     for span, rows in groups:
         if span.start == 0 and span.stop == len(xy):  # the total (or the only species): the masses
             index = replace(everything, weights=everything.weights[: len(rows)])
         else:
-            index = everything.subset(span.start, span.stop, n_weights=len(rows))
+            index = everything.subset(span.start, span.stop, n_weights=len(rows), workspace=workspace)
         for fov, out in zip(fovs, results, strict=True):
             g = fov.geometry
             out[rows], _ = knn_surface_density(
