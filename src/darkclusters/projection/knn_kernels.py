@@ -43,6 +43,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from darkclusters.projection.neighbours import quickselect
+
 Alloc = Callable[[str, tuple[int, ...], type], np.ndarray]  # (name, shape, dtype) → uninitialised array
 
 __all__ = ["build_index", "interpolate_level", "query_runs", "subset_index", "take_rows"]
@@ -258,31 +260,6 @@ def _gap(v: float, lo: float, hi: float) -> float:
     if v > hi:
         return v - hi
     return 0.0
-
-
-@numba.njit(cache=True, nogil=True)
-def _select(a: np.ndarray, m: int, kk: int) -> float:
-    """The kk-th smallest (0-based) of a[:m], reordering a[:m] in place (quickselect, middle pivot)."""
-    lo, hi = 0, m - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if kk <= j:
-            hi = j
-        elif kk >= i:
-            lo = i
-        else:
-            return a[kk]
-    return a[kk]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -560,7 +537,7 @@ def _run(
         t_n = int(t_n)
         for t in range(t_n):  # their d² in order with work_i (the select reorders work)
             buf_d[t] = work[t]
-        d2k = _select(work, t_n, kk - below)
+        d2k = quickselect(work, t_n, kk - below)
         n_less, n_eq = n_in + below, 0
         for t in range(t_n):
             n_less += buf_d[t] < d2k

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-__all__ = ["kth_neighbour_distance", "morton_order"]
+__all__ = ["kth_neighbour_distance", "morton_order", "quickselect"]
 
 _BITS = 21  # bits per axis of the Morton key (63 bits in all)
 _CHUNK = 16384  # queries that share one candidate buffer and a level guess (the first starts at level 10)
@@ -85,7 +85,7 @@ def _cell_range(keys: np.ndarray, cx: int, cy: int, cz: int, shift: int) -> tupl
 
 
 @numba.njit(cache=True, nogil=True)
-def _select(a: np.ndarray, m: int, kk: int) -> float:
+def quickselect(a: np.ndarray, m: int, kk: int) -> float:
     """The kk-th smallest (0-based) of a[:m], reordering a[:m] in place (quickselect, middle pivot)."""
     lo, hi = 0, m - 1
     while lo < hi:
@@ -164,7 +164,7 @@ def _kth_sorted(
                         m += d2 <= r2
                 if m > k or level == 0:
                     kk = min(k, m - 1)
-                    d2k = _select(buf, m, kk) if kk >= 0 else 0.0
+                    d2k = quickselect(buf, m, kk) if kk >= 0 else 0.0
                     out[i] = np.sqrt(d2k)
                     if level < _BITS and level > 0 and 4.0 * d2k <= r2:
                         level += 1  # this query would have succeeded one level finer
