@@ -2,9 +2,9 @@
 
 Both invert the weak-lensing catalog of one view (``/lensing/{fov}/view_{v:03d}/weak_{regime}`` of the
 observation file, :mod:`darkclusters.lensing.weak`) into a convergence map on a coarse grid, which is
-interpolated back to
-the truth-map grid and turned into Σ [Msun kpc⁻²]. Output ``results/baselines/{KS,Wiener}/{dataset}/...`` as
-the other baselines (:func:`darkclusters.baselines.predictions.write_prediction`, ``/mean`` (V, H, W)).
+interpolated back to the truth-map grid and turned into Σ [Msun kpc⁻²]. Output
+``results/baselines/{KS,Wiener}/{dataset}/...`` as the other baselines
+(:func:`darkclusters.baselines.predictions.write_prediction`, ``/mean`` (V, H, W)).
 
 Steps of one view (grid: the (H, W) map grid of the field of view, pixel p [arcsec]):
 
